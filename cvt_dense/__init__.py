@@ -1,0 +1,11 @@
+"""cvt_dense: CvT backbones for mmdet 3.x and mmsegmentation 1.x.
+
+Importing the package registers its models into both the mmdet and mmseg registries.
+"""
+from . import optim  # noqa: F401  (registers the optimizer constructor)
+from .registry import register_all_modules
+from .version import __version__
+
+register_all_modules()
+
+__all__ = ['__version__', 'register_all_modules']

@@ -1,0 +1,4 @@
+from .backbones import CvT
+from .layers import QuickGELU
+
+__all__ = ['CvT', 'QuickGELU']

@@ -1,0 +1,3 @@
+from .cvt import ARCH_SETTINGS, CvT
+
+__all__ = ['ARCH_SETTINGS', 'CvT']

@@ -1,0 +1,246 @@
+"""Building blocks of CvT. Module and parameter names follow the official implementation
+(leoxiaobin/CvT ``cls_cvt.py``) so that its state dicts load without renaming."""
+from collections import OrderedDict
+from typing import Optional, Tuple
+
+import torch
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmengine.model import BaseModule
+from timm.layers import DropPath, trunc_normal_
+from torch import nn
+
+from ..layers import resample_pos_embed, scaled_attention
+
+Size2 = Tuple[int, int]
+
+
+def tokens_to_map(x: torch.Tensor, hw: Size2) -> torch.Tensor:
+    """(B, H*W, C) tokens -> (B, C, H, W) map."""
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *hw)
+
+
+def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) map -> (B, H*W, C) tokens."""
+    return x.flatten(2).transpose(1, 2)
+
+
+class ConvEmbed(BaseModule):
+    """Convolutional token embedding: a strided conv followed by LayerNorm on the tokens.
+
+    Args:
+        in_channels (int): Channels of the input map.
+        embed_dims (int): Channels (token width) of the output.
+        kernel_size (int): Conv kernel size (7 in stage 0, 3 after).
+        stride (int): Conv stride (4 in stage 0, 2 after).
+        padding (int): Conv padding (2 in stage 0, 1 after).
+        norm_cfg (dict): Norm applied to the tokens. Defaults to LayerNorm, eps 1e-5.
+        init_cfg (dict, optional): mmengine initialisation config.
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int, kernel_size: int, stride: int,
+                 padding: int, norm_cfg: dict = dict(type='LN', eps=1e-5),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        self.proj = nn.Conv2d(in_channels, embed_dims, kernel_size, stride, padding)
+        self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Size2]:
+        """Returns the (B, H*W, C) tokens and their grid (H, W)."""
+        x = self.proj(x)
+        hw = (x.shape[2], x.shape[3])
+        return self.norm(map_to_tokens(x)), hw
+
+
+class ConvAttention(BaseModule):
+    """Multi-head attention with convolutional q/k/v projection.
+
+    Each of q, k, v is a depth-wise conv (stride 1 for q, 2 for k/v) -> BatchNorm ->
+    flatten -> Linear. A cls token, when present, skips the convolution and is concatenated
+    to q, k and v afterwards, as in the official code.
+
+    Args:
+        dim_in (int): Input token width.
+        dim_out (int): Output token width; also sets the score scale ``dim_out ** -0.5``
+            (the official quirk: the stage width, not the head width).
+        num_heads (int): Number of attention heads.
+        qkv_bias (bool): Bias in the q/k/v Linear layers.
+        attn_drop (float): Attention dropout.
+        proj_drop (float): Dropout after the output projection.
+        kernel_size (int): Kernel of the depth-wise projections.
+        stride_q (int): Stride of the q projection.
+        stride_kv (int): Stride of the k/v projections.
+        with_cls_token (bool): Whether the first token is a cls token.
+        conv_norm_cfg (dict): Norm after the depth-wise convs (BatchNorm by default).
+        init_cfg (dict, optional): mmengine initialisation config.
+    """
+
+    def __init__(self, dim_in: int, dim_out: int, num_heads: int, qkv_bias: bool = True,
+                 attn_drop: float = 0., proj_drop: float = 0., kernel_size: int = 3,
+                 stride_q: int = 1, stride_kv: int = 2, with_cls_token: bool = False,
+                 conv_norm_cfg: dict = dict(type='BN'), init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        if dim_out % num_heads:
+            raise ValueError(f'dim_out={dim_out} is not divisible by num_heads={num_heads}')
+        self.num_heads = num_heads
+        self.dim_out = dim_out
+        self.scale = dim_out ** -0.5
+        self.with_cls_token = with_cls_token
+        self.attn_drop = attn_drop
+        for name, stride in (('q', stride_q), ('k', stride_kv), ('v', stride_kv)):
+            conv = nn.Conv2d(dim_in, dim_in, kernel_size, stride, kernel_size // 2,
+                             groups=dim_in, bias=False)
+            bn = build_norm_layer(conv_norm_cfg, dim_in)[1]
+            setattr(self, f'conv_proj_{name}', nn.Sequential(OrderedDict(conv=conv, bn=bn)))
+            setattr(self, f'proj_{name}', nn.Linear(dim_in, dim_out, bias=qkv_bias))
+        self.proj = nn.Linear(dim_out, dim_out)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, N, C) -> (B, heads, N, C / heads)
+        b, n, _ = x.shape
+        return x.reshape(b, n, self.num_heads, -1).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, hw: Size2) -> torch.Tensor:
+        """x: (B, [1 +] H*W, C_in) tokens on grid ``hw``; returns (B, [1 +] H*W, C_out)."""
+        if self.with_cls_token:
+            cls_token, x = x[:, :1], x[:, 1:]
+        fmap = tokens_to_map(x, hw)
+        qkv = []
+        for name in 'qkv':
+            t = map_to_tokens(getattr(self, f'conv_proj_{name}')(fmap))
+            if self.with_cls_token:
+                t = torch.cat((cls_token, t), dim=1)
+            qkv.append(self._heads(getattr(self, f'proj_{name}')(t)))
+        out = scaled_attention(*qkv, scale=self.scale,
+                               dropout_p=self.attn_drop if self.training else 0.)
+        out = out.transpose(1, 2).flatten(2)
+        return self.proj_drop(self.proj(out))
+
+
+class Mlp(BaseModule):
+    """Linear -> activation -> Linear, with the official names ``fc1``/``fc2``.
+
+    Args:
+        in_features (int): Input and output width.
+        hidden_features (int): Hidden width.
+        act_cfg (dict): Activation config (QuickGELU in the official CvT).
+        drop (float): Dropout after each Linear.
+        init_cfg (dict, optional): mmengine initialisation config.
+    """
+
+    def __init__(self, in_features: int, hidden_features: int,
+                 act_cfg: dict = dict(type='QuickGELU'), drop: float = 0.,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.act = build_activation_layer(act_cfg)
+        self.fc2 = nn.Linear(hidden_features, in_features)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class CvTBlock(BaseModule):
+    """Pre-norm transformer block: x + attn(norm1(x)); x + mlp(norm2(x)).
+
+    Args:
+        embed_dims (int): Token width.
+        num_heads (int): Attention heads.
+        mlp_ratio (float): Hidden width of the MLP relative to ``embed_dims``.
+        qkv_bias (bool): Bias in the q/k/v Linear layers.
+        drop_rate (float): Dropout after the attention projection and in the MLP.
+        attn_drop_rate (float): Attention dropout.
+        drop_path_rate (float): Stochastic depth of this block.
+        with_cls_token (bool): Whether the first token is a cls token.
+        act_cfg (dict): MLP activation.
+        norm_cfg (dict): Token norm (LayerNorm eps 1e-5).
+        conv_norm_cfg (dict): Norm of the q/k/v depth-wise convs.
+        init_cfg (dict, optional): mmengine initialisation config.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float = 4.,
+                 qkv_bias: bool = True, drop_rate: float = 0., attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0., with_cls_token: bool = False,
+                 act_cfg: dict = dict(type='QuickGELU'),
+                 norm_cfg: dict = dict(type='LN', eps=1e-5),
+                 conv_norm_cfg: dict = dict(type='BN'), init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.attn = ConvAttention(embed_dims, embed_dims, num_heads, qkv_bias=qkv_bias,
+                                  attn_drop=attn_drop_rate, proj_drop=drop_rate,
+                                  with_cls_token=with_cls_token, conv_norm_cfg=conv_norm_cfg)
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+        self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), act_cfg, drop_rate)
+
+    def forward(self, x: torch.Tensor, hw: Size2) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), hw))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class CvTStage(BaseModule):
+    """One CvT stage: ConvEmbed, optional cls token / positional embedding, blocks.
+
+    Args:
+        in_channels (int): Channels of the input map.
+        embed_dims (int): Token width of the stage.
+        depth (int): Number of blocks.
+        num_heads (int): Attention heads.
+        patch_size (int): Kernel of the token-embedding conv.
+        patch_stride (int): Stride of the token-embedding conv.
+        patch_padding (int): Padding of the token-embedding conv.
+        with_cls_token (bool): Prepend a learnable cls token (last stage of CvT).
+        pos_embed_grid (tuple, optional): When given, a learnable positional embedding of
+            shape (1, C, H, W) for this reference grid is added to the tokens, resampled
+            bicubically to each input's grid (the paper's ablation; off in CvT).
+        drop_path_rates (list[float]): Stochastic depth per block.
+        with_cp (bool): Gradient checkpointing per block.
+        block_cfg (dict): Remaining ``CvTBlock`` arguments (mlp_ratio, qkv_bias, act_cfg,
+            norm_cfg, conv_norm_cfg, drop_rate, attn_drop_rate).
+        init_cfg (dict, optional): mmengine initialisation config.
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int, depth: int, num_heads: int,
+                 patch_size: int, patch_stride: int, patch_padding: int,
+                 with_cls_token: bool = False, pos_embed_grid: Optional[Size2] = None,
+                 drop_path_rates=None, with_cp: bool = False, block_cfg: dict = dict(),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        norm_cfg = block_cfg.get('norm_cfg', dict(type='LN', eps=1e-5))
+        self.patch_embed = ConvEmbed(in_channels, embed_dims, patch_size, patch_stride,
+                                     patch_padding, norm_cfg)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dims)) if with_cls_token else None
+        self.pos_embed = (nn.Parameter(torch.zeros(1, embed_dims, *pos_embed_grid))
+                          if pos_embed_grid else None)
+        self.pos_drop = nn.Dropout(block_cfg.get('drop_rate', 0.))
+        drop_path_rates = drop_path_rates or [0.] * depth
+        self.blocks = nn.ModuleList(
+            CvTBlock(embed_dims, num_heads, drop_path_rate=drop_path_rates[j],
+                     with_cls_token=with_cls_token, **block_cfg) for j in range(depth))
+        self.with_cp = with_cp
+
+    def init_weights(self):
+        super().init_weights()
+        for p in (self.cls_token, self.pos_embed):
+            if p is not None:
+                trunc_normal_(p, std=.02)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """x: (B, C_in, H, W) -> ((B, C, H', W') map, (B, 1, C) cls token or None)."""
+        x, hw = self.patch_embed(x)
+        if self.pos_embed is not None:
+            x = x + map_to_tokens(resample_pos_embed(self.pos_embed, hw))
+        if self.cls_token is not None:
+            x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
+        x = self.pos_drop(x)
+        for block in self.blocks:
+            if self.with_cp and self.training and x.requires_grad:
+                x = cp.checkpoint(block, x, hw, use_reentrant=False)
+            else:
+                x = block(x, hw)
+        cls_token = None
+        if self.cls_token is not None:
+            cls_token, x = x[:, :1], x[:, 1:]
+        return tokens_to_map(x, hw), cls_token

@@ -1,0 +1,15 @@
+import torch
+from mmengine.registry import MODELS
+from torch import nn
+
+
+@MODELS.register_module()
+class QuickGELU(nn.Module):
+    """The sigmoid approximation of GELU used by the official CvT: ``x * sigmoid(1.702 x)``.
+
+    Registered in mmengine's root ``MODELS`` so ``mmcv.cnn.build_activation_layer`` finds it
+    from any scope.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
