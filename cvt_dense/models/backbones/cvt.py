@@ -5,7 +5,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import constant_init, trunc_normal_init
+from mmengine.model.weight_init import constant_init, trunc_normal_, trunc_normal_init
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -118,7 +118,7 @@ class CvT(BaseModule):
         if isinstance(pretrain_img_size, int):
             pretrain_img_size = (pretrain_img_size, pretrain_img_size)
         total = sum(s['depths'])
-        dpr = torch.linspace(0, drop_path_rate, total).tolist()
+        dpr = [drop_path_rate * j / max(total - 1, 1) for j in range(total)]
         block_cfg = dict(qkv_bias=qkv_bias, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
                          act_cfg=act_cfg, norm_cfg=norm_cfg, conv_norm_cfg=conv_norm_cfg)
         channels, grid, offset = in_channels, pretrain_img_size, 0
@@ -166,7 +166,10 @@ class CvT(BaseModule):
             elif isinstance(m, (nn.LayerNorm, _BatchNorm)):
                 constant_init(m, val=1., bias=0.)
         for i in range(self.num_stages):
-            getattr(self, f'stage{i}').init_weights()
+            stage = getattr(self, f'stage{i}')
+            for p in (stage.cls_token, stage.pos_embed):
+                if p is not None:
+                    trunc_normal_(p, std=.02)
 
     def _check_input(self, x: torch.Tensor):
         if x.dim() != 4:
