@@ -150,16 +150,24 @@ class CvT(BaseModule):
         return s['patch_sizes'][0] - 2 * s['patch_paddings'][0]
 
     def init_weights(self):
-        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
+        if self.init_cfg is not None and self.init_cfg.get('type') != 'Pretrained':
+            super().init_weights()
+            return
+        self._official_init()
+        if self.init_cfg is not None:
+            # Tensors the checkpoint does not hold (out norms, extra level) keep the
+            # official init above.
             from ...weights import load_pretrained
             cfg = dict(self.init_cfg)
             cfg.pop('type')
+            if 'checkpoint' not in cfg:
+                raise KeyError(f"CvT init_cfg of type 'Pretrained' needs a 'checkpoint' "
+                               f"path, got {self.init_cfg}")
             load_pretrained(self, cfg.pop('checkpoint'), **cfg)
-            return
-        if self.init_cfg is not None:
-            super().init_weights()
-            return
-        # Official initialisation: truncated normal Linear weights, unit norms.
+        self._is_init = True
+
+    def _official_init(self):
+        """Truncated-normal Linear weights, unit norms, trunc-normal cls token / pos embed."""
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 trunc_normal_init(m, std=.02, bias=0.)

@@ -1,0 +1,230 @@
+"""``load_pretrained``: checkpoint file -> converted, adapted tensors -> model, with a report.
+
+This is what ``CvT.init_weights()`` runs for ``init_cfg=dict(type='Pretrained', ...)``.
+"""
+import re
+from dataclasses import dataclass, field
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.logging import MMLogger
+from torch import nn
+
+from .convert import convert_checkpoint, infer_arch
+from .errors import CheckpointError, CheckpointMismatchError
+from .interpolate import Adaptation, adapt_to_model
+from .io import PathLike, read_checkpoint
+
+# Model tensors that ImageNet classification checkpoints never contain: the dense-prediction
+# output norms and the optional stride-32 level.
+NEW_IN_DENSE_MODEL = re.compile(r'^(out_norm\d+|extra_embed)\.')
+BN_COUNTER = 'num_batches_tracked'  # absent from some checkpoints; harmless when its BN loads
+POS_EMBED = re.compile(r'^stage\d+\.pos_embed$')
+SHOWN_KEYS = 5  # keys quoted per category in messages
+
+Mismatch = Tuple[str, Tuple[int, ...], Tuple[int, ...]]
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_pretrained` did.
+
+    Args:
+        source (str): The checkpoint path or URL.
+        source_format (str): 'official', 'hf' or 'cvt_dense'.
+        loaded (list[str]): Model keys filled from the checkpoint.
+        dropped_classifier (list[str]): Classifier-only checkpoint keys (source names).
+        dropped_other (list[str]): Checkpoint keys outside the backbone (e.g. ``neck.*``).
+        adapted (list[Adaptation]): Tensors resampled or channel-adapted to fit the model.
+        newly_initialised (list[str]): Model keys no ImageNet checkpoint has (output norms,
+            extra level, positional embeddings the checkpoint lacks); they keep their
+            initialisation.
+        missing (list[str]): Other model keys the checkpoint lacks.
+        unexpected (list[str]): Checkpoint keys the model does not have.
+        mismatched (list[tuple]): (key, checkpoint shape, model shape) that could not be
+            adapted.
+    """
+
+    source: str
+    source_format: str
+    loaded: List[str] = field(default_factory=list)
+    dropped_classifier: List[str] = field(default_factory=list)
+    dropped_other: List[str] = field(default_factory=list)
+    adapted: List[Adaptation] = field(default_factory=list)
+    newly_initialised: List[str] = field(default_factory=list)
+    missing: List[str] = field(default_factory=list)
+    unexpected: List[str] = field(default_factory=list)
+    mismatched: List[Mismatch] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when every backbone tensor came from the checkpoint and none was left over."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+
+def load_pretrained(model: nn.Module, checkpoint: Union[PathLike, Mapping],
+                    allow_partial: bool = False, allow_pickle: bool = False,
+                    map_location: Any = 'cpu', prefix: Optional[str] = None,
+                    **ignored_mm_keys) -> LoadReport:
+    """Load ImageNet (or our own) CvT weights into ``model`` and log what happened.
+
+    The checkpoint's format is detected from its keys (official release, Hugging Face,
+    ours, wrapped in ``state_dict``/``model``, or a full mmdet/mmseg checkpoint), renamed to
+    the official names, stripped of the classifier, and adapted where a tensor depends on
+    the grid or the input channels (see :mod:`cvt_dense.weights.interpolate`).
+
+    Args:
+        model (nn.Module): Usually a :class:`~cvt_dense.models.CvT`.
+        checkpoint (str | PathLike | Mapping): File, Hugging Face model directory, URL, or
+            an already loaded checkpoint dict.
+        allow_partial (bool): Load the tensors that fit and only warn about missing,
+            unexpected and mismatched ones. Defaults to False (they are an error).
+        allow_pickle (bool): Allow full unpickling for trusted files that store Python
+            objects. Defaults to False.
+        map_location: As for ``torch.load``. Defaults to 'cpu'.
+        prefix (str, optional): Load only keys under this prefix (``backbone.`` is picked
+            automatically when present).
+        **ignored_mm_keys: Other ``init_cfg`` keys; logged and ignored.
+
+    Returns:
+        LoadReport: What was loaded, dropped, adapted, missing or unexpected.
+
+    Raises:
+        CheckpointError: The checkpoint cannot be read or holds no CvT tensors.
+        PickleNotAllowedError: It needs unpickling and ``allow_pickle`` is False.
+        CheckpointMismatchError: It does not fit the model and ``allow_partial`` is False;
+            the message names the first offending keys and both shapes.
+    """
+    if ignored_mm_keys:
+        MMLogger.get_current_instance().warning(
+            f'load_pretrained: ignoring unknown init_cfg keys {sorted(ignored_mm_keys)}')
+    if isinstance(checkpoint, Mapping):
+        return load_checkpoint_dict(model, checkpoint, allow_partial=allow_partial,
+                                    prefix=prefix)
+    raw = read_checkpoint(checkpoint, map_location=map_location, allow_pickle=allow_pickle)
+    return load_checkpoint_dict(model, raw, source=str(checkpoint),
+                                allow_partial=allow_partial, prefix=prefix)
+
+
+def load_checkpoint_dict(model: nn.Module, checkpoint: Mapping,
+                         source: str = '<in-memory checkpoint>', allow_partial: bool = False,
+                         prefix: Optional[str] = None) -> LoadReport:
+    """The part of :func:`load_pretrained` after reading: convert, adapt, check, load, log.
+
+    Args:
+        model (nn.Module): Usually a :class:`~cvt_dense.models.CvT`.
+        checkpoint (Mapping): A checkpoint dict in any supported format.
+        source (str): Where it came from, for messages.
+        allow_partial (bool): See :func:`load_pretrained`.
+        prefix (str, optional): See :func:`load_pretrained`.
+
+    Returns:
+        LoadReport: What was loaded, dropped, adapted, missing or unexpected.
+    """
+    try:
+        conversion = convert_checkpoint(checkpoint, prefix)
+    except CheckpointError as e:
+        raise CheckpointError(f'{source}: {e}') from None
+    model_state = model.state_dict()
+    state, adapted = adapt_to_model(conversion.state_dict, model_state)
+    report = LoadReport(source, conversion.source_format,
+                        dropped_classifier=conversion.dropped_classifier,
+                        dropped_other=conversion.dropped_other, adapted=adapted)
+    loadable = _compare(state, model_state, report)
+    if not report.complete and not allow_partial:
+        raise CheckpointMismatchError(_mismatch_message(model, state, report))
+    if not loadable:
+        raise CheckpointMismatchError(_mismatch_message(model, state, report)
+                                      + ' (nothing would be loaded even with allow_partial)')
+    with torch.no_grad():
+        incompatible = model.load_state_dict(loadable, strict=False)
+    if incompatible.unexpected_keys:  # cannot happen: loadable only holds model keys
+        raise RuntimeError(f'unexpected keys {incompatible.unexpected_keys}')
+    report.loaded = sorted(loadable)
+    _log(MMLogger.get_current_instance(), report, model_state)
+    return report
+
+
+def _compare(state: Mapping, model_state: Mapping, report: LoadReport) -> dict:
+    """Sort keys into the report's categories; returns the tensors that can be loaded."""
+    loadable = {}
+    for key, value in state.items():
+        if key not in model_state:
+            report.unexpected.append(key)
+        elif value.shape != model_state[key].shape:
+            report.mismatched.append((key, tuple(value.shape), tuple(model_state[key].shape)))
+        else:
+            loadable[key] = value
+    has_pos_embed = any(POS_EMBED.match(k) for k in state)
+    for key in model_state:
+        if key in state:
+            continue
+        if NEW_IN_DENSE_MODEL.match(key) or (POS_EMBED.match(key) and not has_pos_embed) \
+                or (key.endswith(BN_COUNTER)
+                    and key[:-len(BN_COUNTER)] + 'running_mean' in state):
+            report.newly_initialised.append(key)
+        else:
+            report.missing.append(key)
+    return loadable
+
+
+def _first(items: Sequence, n: int = SHOWN_KEYS) -> str:
+    shown = ', '.join(str(i) for i in items[:n])
+    return shown + (f', ... ({len(items) - n} more)' if len(items) > n else '')
+
+
+def _arch_line(name: str, arch: dict) -> str:
+    return (f'{name} embed_dims {arch["embed_dims"]}, depths {arch["depths"]}, '
+            f'in_channels {arch["in_channels"]}')
+
+
+def _mismatch_message(model: nn.Module, state: Mapping, report: LoadReport) -> str:
+    lines = [f'{report.source} ({report.source_format} format) does not fit this '
+             f'{type(model).__name__}:']
+    if report.mismatched:
+        shapes = [f'{k}: checkpoint {tuple(a)} vs model {tuple(b)}'
+                  for k, a, b in report.mismatched]
+        lines.append(f'  {len(shapes)} tensor(s) with a different shape: {_first(shapes, 3)}')
+    if report.missing:
+        lines.append(f'  {len(report.missing)} model tensor(s) missing from the checkpoint: '
+                     f'{_first(report.missing)}')
+    if report.unexpected:
+        lines.append(f'  {len(report.unexpected)} checkpoint tensor(s) the model does not '
+                     f'have: {_first(report.unexpected)}')
+    settings = getattr(model, 'arch_settings', None)
+    if settings is not None:
+        found = infer_arch(state)
+        preset = f' (looks like {found["preset"]})' if found['preset'] else ''
+        mine = dict(settings, in_channels=getattr(model, 'in_channels', '?'))
+        lines.append(f'  {_arch_line("checkpoint" + preset + ":", found)}; '
+                     f'{_arch_line("model:", mine)}')
+    if any(POS_EMBED.match(k) for k in report.unexpected):
+        lines.append('  The checkpoint has positional embeddings: build the model with '
+                     'use_pos_embed=True to use them.')
+    lines.append('Pick the arch that matches the checkpoint, or pass allow_partial=True in '
+                 'init_cfg to load only the tensors that fit.')
+    return '\n'.join(lines)
+
+
+def _log(logger, report: LoadReport, model_state: Mapping):
+    logger.info(
+        f'load_pretrained: {report.source} ({report.source_format} format): loaded '
+        f'{len(report.loaded)}/{len(model_state)} model tensors; dropped '
+        f'{len(report.dropped_classifier)} classifier-only tensor(s)'
+        + (f' ({_first(report.dropped_classifier)})' if report.dropped_classifier else '')
+        + (f'; dropped {len(report.dropped_other)} non-backbone key(s) '
+           f'({_first(report.dropped_other)})' if report.dropped_other else ''))
+    for a in report.adapted:
+        logger.info(f'load_pretrained: adapted {a.key} {a.source_shape} -> {a.target_shape} '
+                    f'({a.rule})')
+    if report.newly_initialised:
+        logger.info(f'load_pretrained: {len(report.newly_initialised)} tensor(s) not in '
+                    f'ImageNet checkpoints keep their initialisation: '
+                    f'{_first(report.newly_initialised, 8)}')
+    if not report.complete:
+        shapes = [f'{k}: checkpoint {a} vs model {b}' for k, a, b in report.mismatched]
+        logger.warning(
+            f'load_pretrained (allow_partial=True): missing {len(report.missing)} '
+            f'[{_first(report.missing)}]; unexpected {len(report.unexpected)} '
+            f'[{_first(report.unexpected)}]; shape mismatch {len(shapes)} [{_first(shapes)}]; '
+            f'these tensors keep their initialisation / were skipped')
