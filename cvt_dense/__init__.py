@@ -3,9 +3,11 @@
 Importing the package registers its models into both the mmdet and mmseg registries.
 """
 from . import optim  # noqa: F401  (registers the optimizer constructor)
+from .engine import allow_mmengine_checkpoints
 from .registry import register_all_modules
 from .version import __version__
 
 register_all_modules()
+allow_mmengine_checkpoints()  # mmengine checkpoints load under torch.load(weights_only=True)
 
 __all__ = ['__version__', 'register_all_modules']

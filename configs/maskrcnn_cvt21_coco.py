@@ -1,0 +1,11 @@
+# Mask R-CNN + FPN, CvT-21 backbone (ImageNet-1k, 224), COCO 2017, 1x schedule.
+# Same widths as CvT-13 (64/192/384), deeper stages (1/4/16 blocks); stochastic depth 0.2
+# as for the similar-sized Swin-T.
+_base_ = './maskrcnn_cvt13_coco.py'
+pretrained = 'checkpoints/CvT-21-224x224-IN-1k.pth'
+
+model = dict(
+    backbone=dict(
+        arch='cvt-21',
+        drop_path_rate=0.2,
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)))

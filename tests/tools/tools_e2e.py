@@ -1,0 +1,74 @@
+"""Helpers of the end-to-end tool tests: running the tools in subprocesses, reading their
+outputs, and the overrides that shrink the demo configs to seconds on a CPU."""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS = REPO / 'tools'
+DET_CONFIG = str(REPO / 'configs/demo/maskrcnn_cvt13_shapes.py')
+SEG_CONFIG = str(REPO / 'configs/demo/upernet_cvt13_shapes.py')
+NUM_TRAIN, NUM_VAL = 4, 2
+
+# A 3-block CvT (widths 16/32/64) instead of CvT-13; slim heads for UperNet.
+TINY_BACKBONE = ['model.backbone.arch._delete_=True',
+                 'model.backbone.arch.embed_dims=[16,32,64]',
+                 'model.backbone.arch.num_heads=[1,1,2]', 'model.backbone.arch.depths=[1,1,1]']
+DET_TINY = TINY_BACKBONE + ['model.neck.in_channels=[16,32,64]']
+SEG_TINY = TINY_BACKBONE + ['model.decode_head.in_channels=[16,32,64]',
+                            'model.decode_head.channels=32', 'model.auxiliary_head.in_channels=32',
+                            'model.auxiliary_head.channels=16']
+# Train only: no validation during training, log every iteration, keep every checkpoint.
+TRAIN_ONLY = ['train_dataloader.batch_size=2', 'val_cfg=None', 'val_dataloader=None',
+              'val_evaluator=None', 'default_hooks.logger.interval=1',
+              'default_hooks.checkpoint.max_keep_ckpts=5']
+
+
+def tool_env() -> dict:
+    env = dict(os.environ)
+    # One thread per process: on a shared 2-core machine, OpenMP threads fighting over the
+    # cores make a step ~10x slower.
+    env.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    env.pop('LOCAL_RANK', None)
+    return env
+
+
+def run_tool(cmd, cwd, timeout=240) -> str:
+    """Run a command, fail with the end of its output if it fails; return the output."""
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=tool_env(), timeout=timeout,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        pytest.fail(f'{" ".join(map(str, cmd))} exited with {proc.returncode}:\n'
+                    f'{proc.stdout[-4000:]}')
+    return proc.stdout
+
+
+def python_tool(name, *args):
+    return [sys.executable, TOOLS / name, *args]
+
+
+def printed_metrics(output: str) -> dict:
+    """The ``metrics: {...}`` line that tools/test.py prints."""
+    lines = re.findall(r'^metrics: (\{.*\})$', output, flags=re.M)
+    assert lines, f'no metrics line in the output:\n{output[-2000:]}'
+    return json.loads(lines[-1])
+
+
+def run_log(work_dir: Path) -> str:
+    """Text of the newest run log in a work dir."""
+    logs = sorted(work_dir.glob('*/*.log'))
+    assert logs, f'no log under {work_dir}'
+    return logs[-1].read_text()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (for torchrun's rendezvous)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]

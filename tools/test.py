@@ -1,0 +1,61 @@
+"""Evaluate a checkpoint: COCO bbox/segm mAP (mmdet configs) or mIoU (mmseg configs).
+
+    python tools/test.py CONFIG CHECKPOINT [--out FILE.pkl|DIR] [--show-dir DIR]
+        [--work-dir DIR] [--cfg-options KEY=VALUE ...] [--launcher none|pytorch|slurm]
+
+A thin wrapper over mmengine's Runner. The metrics are logged by the Runner and printed
+at the end as one JSON line (``metrics: {...}``). ``--out`` saves the predictions,
+``--show-dir`` writes pictures of them. For several GPUs use tools/dist_test.sh.
+"""
+import argparse
+import json
+import numbers
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # cvt_dense without install
+
+from cvt_dense.engine import (add_common_args, add_prediction_dump,  # noqa: E402
+                              check_prediction_out, enable_show_dir, load_config)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a checkpoint')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--out', help='save predictions: a .pkl file (mmdet: masks as RLE); for mmseg also '
+        'a folder, which receives one label PNG per image')
+    parser.add_argument('--show-dir', help='write pictures of the predictions to this folder')
+    add_common_args(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    cfg = load_config(args.config, args)
+    cfg.load_from = args.checkpoint
+    if args.out:
+        check_prediction_out(cfg, args.out)
+    show_dir = enable_show_dir(cfg, args.show_dir) if args.show_dir else None
+
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    if args.out:
+        add_prediction_dump(runner, cfg, args.out)
+    metrics = runner.test()
+    if runner.rank == 0:
+        # mmseg reports numpy float32 values: make them plain floats for JSON.
+        print('metrics: ' + json.dumps({k: float(v) for k, v in metrics.items()
+                                        if isinstance(v, numbers.Real)}))
+        if show_dir:
+            print(f'pictures written to {show_dir}')
+        if args.out:
+            print(f'predictions written to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
