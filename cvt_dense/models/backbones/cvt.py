@@ -9,7 +9,7 @@ from mmengine.model.weight_init import constant_init, trunc_normal_, trunc_norma
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .cvt_blocks import ConvEmbed, CvTStage
+from .cvt_blocks import ConvEmbed, CvTStage, tokens_to_map
 
 # The one table of architecture facts (official configs ``cvt-13-224x224.yaml`` etc.).
 ARCH_SETTINGS = {
@@ -197,8 +197,7 @@ class CvT(BaseModule):
             x, _ = getattr(self, f'stage{i}')(x)
             levels.append(x)
         if hasattr(self, 'extra_embed'):
-            tokens, hw = self.extra_embed(x)
-            levels.append(tokens.transpose(1, 2).reshape(x.shape[0], -1, *hw))
+            levels.append(tokens_to_map(*self.extra_embed(x)))
         outs = []
         for i in self.out_indices:
             y = levels[i]
