@@ -46,6 +46,17 @@ def test_registered_in_both_registries(registry_module):
     assert model(torch.randn(1, 3, 32, 32))[2].shape == (1, 24, 2, 2)
 
 
+@pytest.mark.parametrize('scope', ['mmengine', 'mmdet', 'mmseg'])
+def test_builds_whatever_the_current_default_scope(scope):
+    """Registry.build switches to the default scope's registry (e.g. after a Runner ran)."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope(scope):
+        model = MODELS.build(dict(type='CvT', arch=dict(embed_dims=[8, 16, 24],
+                                                        num_heads=[1, 2, 3], depths=[1, 1, 1])))
+    assert isinstance(model, CvT)
+
+
 def test_registration_is_idempotent():
     from mmdet.registry import MODELS
     cvt_dense.register_all_modules()
