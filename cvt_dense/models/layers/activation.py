@@ -12,6 +12,8 @@ class QuickGELU(nn.Module):
     from any scope.
     """
 
+    SCALE = 1.702
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Same value as x * sigmoid(1.702 x), but silu is one fused kernel: ~1.5x faster on CPU.
-        return F.silu(x * 1.702).div_(1.702)
+        return F.silu(x * self.SCALE).div_(self.SCALE)
