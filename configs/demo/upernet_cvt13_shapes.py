@@ -23,7 +23,7 @@ model = dict(
         drop_path_rate=0.0, frozen_stages=-1, norm_eval=False, with_cp=False, init_cfg=None),
     decode_head=dict(
         type='UPerHead', in_channels=[64, 192, 384], in_index=[0, 1, 2],
-        pool_scales=(1, 2, 3, 6), channels=128, dropout_ratio=0.1, num_classes=num_classes,
+        pool_scales=(1, 2, 3, 6), channels=64, dropout_ratio=0.1, num_classes=num_classes,
         norm_cfg=norm_cfg, align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     auxiliary_head=dict(
@@ -37,19 +37,19 @@ model = dict(
 # Images are already small (128-192 px): no resizing; batches are padded to 32.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(type='LoadAnnotations'),  # reduce_zero_label comes from the dataset (False)
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
 dataset_type = 'BaseSegDataset'
 metainfo = dict(classes=classes, palette=palette)
 train_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False,
+    batch_size=2, num_workers=0, persistent_workers=False,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(type=dataset_type, data_root=data_root, metainfo=metainfo,
                  data_prefix=dict(img_path='train', seg_map_path='semantic/train'),
@@ -66,12 +66,12 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 
-max_iters = 600
+max_iters = 1000
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
-base_lr = 1e-3
+base_lr = 5e-4
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=base_lr, betas=(0.9, 0.999), weight_decay=0.01),
@@ -95,7 +95,8 @@ default_hooks = dict(
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='nccl'))
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer',
+                  alpha=0.5)
 log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None
