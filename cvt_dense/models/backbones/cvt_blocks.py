@@ -12,7 +12,7 @@ from timm.layers import DropPath
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..layers import QuickGELU, resample_pos_embed, scaled_attention
+from ..layers import QuickGELU, linear, resample_pos_embed, scaled_attention
 
 Size2 = Tuple[int, int]
 
@@ -143,11 +143,12 @@ class ConvAttention(BaseModule):
             t = map_to_tokens(t)
             if self.with_cls_token:
                 t = torch.cat((cls_token, t), dim=1)
-            qkv.append(self._heads(getattr(self, f'proj_{name}')(t)))
+            proj = getattr(self, f'proj_{name}')
+            qkv.append(self._heads(linear(t, proj.weight, proj.bias)))
         out = scaled_attention(*qkv, scale=self.scale,
                                dropout_p=self.attn_drop if self.training else 0.)
         out = out.transpose(1, 2).flatten(2)
-        return self.proj_drop(self.proj(out))
+        return self.proj_drop(linear(out, self.proj.weight, self.proj.bias))
 
 
 class Mlp(BaseModule):
@@ -175,9 +176,10 @@ class Mlp(BaseModule):
             # x * sigmoid(1.702 x) = silu(1.702 x) / 1.702: both scalings go into the small
             # fc1/fc2 weights instead of two passes over the 4x wider hidden tensor.
             s = QuickGELU.SCALE
-            h = F.silu(F.linear(x, self.fc1.weight * s, self.fc1.bias * s))
-            return self.drop(F.linear(self.drop(h), self.fc2.weight / s, self.fc2.bias))
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+            h = linear(x, self.fc1.weight * s, self.fc1.bias * s, act='silu')
+            return self.drop(linear(self.drop(h), self.fc2.weight / s, self.fc2.bias))
+        h = self.act(linear(x, self.fc1.weight, self.fc1.bias))
+        return self.drop(linear(self.drop(h), self.fc2.weight, self.fc2.bias))
 
 
 class CvTBlock(BaseModule):
