@@ -1,9 +1,11 @@
-"""Multiply-accumulate (MAC) counting that also sees the fused CPU attention kernel.
+"""Multiply-accumulate (MAC) counting that also sees the fused CPU kernels.
 
 torch's ``FlopCounterMode`` has formulas for the CUDA attention kernels but not for
 ``aten._scaled_dot_product_flash_attention_for_cpu``, so on CPU it silently drops all
-attention work (more than half of CvT's MACs at detection resolutions).
+attention work (more than half of CvT's MACs at detection resolutions), nor for oneDNN's
+inference linear ``mkldnn._linear_pointwise`` (see ``layers/fused_linear.py``).
 """
+import math
 from typing import Dict
 
 import torch
@@ -11,6 +13,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 aten = torch.ops.aten
 CPU_ATTENTION_OPS = (aten._scaled_dot_product_flash_attention_for_cpu,)
+ONEDNN_LINEAR_OPS = tuple(op for op in (getattr(torch.ops.mkldnn, '_linear_pointwise', None),)
+                          if op is not None)
 
 
 def _attention_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
@@ -20,6 +24,11 @@ def _attention_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> in
     return 2 * b * h * nq * nk * (d + dv)
 
 
+def _linear_flops(input_shape, weight_shape, *args, **kwargs) -> int:
+    # input: (..., K), weight: (N, K).
+    return 2 * math.prod(input_shape[:-1]) * weight_shape[0] * weight_shape[1]
+
+
 @torch.no_grad()
 def count_macs(model: torch.nn.Module, inputs: torch.Tensor) -> Dict[str, float]:
     """Count the MACs of ``model(inputs)``.
@@ -27,8 +36,9 @@ def count_macs(model: torch.nn.Module, inputs: torch.Tensor) -> Dict[str, float]
     Returns:
         dict: ``total``, ``attention`` (q k^T and attn v) and ``other`` MACs.
     """
-    counter = FlopCounterMode(display=False,
-                              custom_mapping={op: _attention_flops for op in CPU_ATTENTION_OPS})
+    mapping = {**{op: _attention_flops for op in CPU_ATTENTION_OPS},
+               **{op: _linear_flops for op in ONEDNN_LINEAR_OPS}}
+    counter = FlopCounterMode(display=False, custom_mapping=mapping)
     with counter:
         model(inputs)
     per_op = counter.get_flop_counts()['Global']

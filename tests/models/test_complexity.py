@@ -49,3 +49,16 @@ def test_published_macs_at_224(arch, gmacs):
     s = model.arch_settings
     assert macs['attention'] == analytic_attention_macs(s['embed_dims'], s['num_heads'],
                                                         s['depths'], (224, 224))
+
+
+def test_every_linear_is_counted_on_the_inference_and_training_paths():
+    """The blocks' linears run through oneDNN in inference and F.linear in training: both
+    must count the same MACs."""
+    model = CvT('cvt-13').eval()
+    x = torch.randn(1, 3, 64, 96)
+    inference = count_macs(model, x)
+    with FlopCounterMode(display=False) as training:
+        model(x)  # grad enabled, parameters require grad: the autograd path
+    # torch's own counter misses the CPU attention op: its total is the non-attention MACs.
+    assert inference['other'] > 0
+    assert inference['other'] == training.get_total_flops() / 2
