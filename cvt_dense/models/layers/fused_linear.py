@@ -10,6 +10,11 @@ _ONEDNN_ACTS = {None: 'none', 'silu': 'swish'}
 def _use_onednn(*tensors) -> bool:
     if _ONEDNN_LINEAR is None or not torch.backends.mkldnn.is_available():
         return False
+    # Exporters and compilers get the standard op: ONNX has no mkldnn op, and inductor
+    # does this fusion itself.
+    if (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+            or torch.compiler.is_compiling()):
+        return False
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return False
     x = tensors[0]

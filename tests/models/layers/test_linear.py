@@ -40,6 +40,18 @@ def test_inference_uses_the_fused_onednn_kernel(monkeypatch):
     assert calls == ['swish']
 
 
+def test_tracing_records_the_standard_linear():
+    """A traced or exported model must not contain the CPU-only oneDNN op."""
+    class Layer(torch.nn.Linear):
+        def forward(self, x):
+            return linear(x, self.weight, self.bias, act='silu')
+
+    with torch.no_grad():
+        traced = torch.jit.trace(Layer(8, 4).eval(), torch.randn(3, 8))
+    graph = str(traced.graph)
+    assert 'aten::linear' in graph and 'mkldnn' not in graph
+
+
 def test_training_path_has_the_same_values_and_gradients():
     torch.manual_seed(0)
     x = torch.randn(3, 10, 16, requires_grad=True)
