@@ -1,4 +1,4 @@
-"""Tiny random Hugging Face CvT models: the independent oracle of the weight tests."""
+"""Tiny random Hugging Face CvT models: the oracle of the backbone and weight tests."""
 import itertools
 
 import torch

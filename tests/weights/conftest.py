@@ -1,10 +1,10 @@
-"""Fixtures of the weight tests (helpers live in ``weights_oracle.py``)."""
+"""Fixtures of the weight tests (helpers live in ``tests/hf_oracle.py``)."""
 import logging
 
 import pytest
 import torch
 
-from weights.weights_oracle import IMAGE_SHAPE
+from hf_oracle import IMAGE_SHAPE
 
 
 @pytest.fixture(autouse=True)

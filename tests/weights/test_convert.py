@@ -1,12 +1,12 @@
 """Key conversion: the name table against real transformers and CvT state dicts."""
 import pytest
 import torch
-from weights.weights_oracle import TINY_ARCH, cvt_for_hf, hf_model, official_shapes
 
 from cvt_dense.models import CvT
 from cvt_dense.weights import (CheckpointError, add_prefix, convert_checkpoint, convert_to_cvt,
                                detect_format, hf_to_official_key, infer_arch,
                                official_to_hf_key)
+from hf_oracle import TINY_ARCH, cvt_for_hf, hf_model, official_shapes
 
 HF_CLASSIFIER_KEYS = {'classifier.weight', 'classifier.bias', 'layernorm.weight',
                       'layernorm.bias'}

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from weights.weights_oracle import assert_stage_outputs_close, cvt_for_hf, hf_model, hf_stage_outputs
 
 from cvt_dense.weights import convert_to_cvt, load_pretrained
+from hf_oracle import assert_stage_outputs_close, cvt_for_hf, hf_model, hf_stage_outputs
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / 'tools' / 'convert_weights.py'

@@ -4,14 +4,14 @@ import argparse
 import pytest
 import torch
 from safetensors.torch import save_file
-from weights.weights_oracle import (TINY_ARCH, assert_stage_outputs_close, cvt_for_hf, hf_model,
-                            hf_stage_outputs, official_shapes, randomize_)
 
 from cvt_dense.models import CvT
 from cvt_dense.models.backbones import ARCH_SETTINGS
 from cvt_dense.weights import (CheckpointError, CheckpointMismatchError, PickleNotAllowedError,
                                add_prefix, convert_to_cvt, hf_to_official_key,
                                load_pretrained)
+from hf_oracle import (TINY_ARCH, assert_stage_outputs_close, cvt_for_hf, hf_model,
+                       hf_stage_outputs, official_shapes, randomize_)
 
 
 def save_as(model, fmt, tmp_path):

@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from weights.weights_oracle import (TINY_ARCH, assert_stage_outputs_close, cvt_for_hf,
-                                    hf_stage_outputs, randomize_)
 
 from cvt_dense.models import CvT
 from cvt_dense.weights import convert_to_cvt
+from hf_oracle import (TINY_ARCH, assert_stage_outputs_close, cvt_for_hf, hf_stage_outputs,
+                       randomize_)
 
 
 def hf_cvt13(seed=0):
