@@ -22,8 +22,8 @@ TINY_BACKBONE = ['model.backbone.arch._delete_=True',
                  'model.backbone.arch.num_heads=[1,1,2]', 'model.backbone.arch.depths=[1,1,1]']
 DET_TINY = TINY_BACKBONE + ['model.neck.in_channels=[16,32,64]']
 SEG_TINY = TINY_BACKBONE + ['model.decode_head.in_channels=[16,32,64]',
-                            'model.decode_head.channels=32', 'model.auxiliary_head.in_channels=32',
-                            'model.auxiliary_head.channels=16']
+                            'model.decode_head.channels=32', 'model.auxiliary_head.in_channels=64',
+                            'model.auxiliary_head.channels=16']  # aux head on the last level
 # Train only: no validation during training, log every iteration, keep every checkpoint.
 TRAIN_ONLY = ['train_dataloader.batch_size=2', 'val_cfg=None', 'val_dataloader=None',
               'val_evaluator=None', 'default_hooks.logger.interval=1',
