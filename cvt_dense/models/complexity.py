@@ -11,10 +11,10 @@ from typing import Dict
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .layers.fused_linear import ONEDNN_LINEAR
+
 aten = torch.ops.aten
 CPU_ATTENTION_OPS = (aten._scaled_dot_product_flash_attention_for_cpu,)
-ONEDNN_LINEAR_OPS = tuple(op for op in (getattr(torch.ops.mkldnn, '_linear_pointwise', None),)
-                          if op is not None)
 
 
 def _attention_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
@@ -36,8 +36,9 @@ def count_macs(model: torch.nn.Module, inputs: torch.Tensor) -> Dict[str, float]
     Returns:
         dict: ``total``, ``attention`` (q k^T and attn v) and ``other`` MACs.
     """
-    mapping = {**{op: _attention_flops for op in CPU_ATTENTION_OPS},
-               **{op: _linear_flops for op in ONEDNN_LINEAR_OPS}}
+    mapping = {op: _attention_flops for op in CPU_ATTENTION_OPS}
+    if ONEDNN_LINEAR is not None:
+        mapping[ONEDNN_LINEAR] = _linear_flops
     counter = FlopCounterMode(display=False, custom_mapping=mapping)
     with counter:
         model(inputs)

@@ -25,11 +25,12 @@ def test_inference_matches_float64_reference(act, with_bias):
 
 
 def test_inference_uses_the_fused_onednn_kernel(monkeypatch):
-    if linear_module._ONEDNN_LINEAR is None or not torch.backends.mkldnn.is_available():
+    if linear_module.ONEDNN_LINEAR is None or not torch.backends.mkldnn.is_available():
         pytest.skip('this torch has no oneDNN linear')
     calls = []
-    fused = linear_module._ONEDNN_LINEAR
-    monkeypatch.setattr(linear_module, '_ONEDNN_LINEAR', lambda *a: calls.append(a[3]) or fused(*a))
+    fused = linear_module.ONEDNN_LINEAR
+    monkeypatch.setattr(linear_module, 'ONEDNN_LINEAR',
+                        lambda *args: calls.append(args[3]) or fused(*args))
     x, weight = torch.randn(5, 8), torch.randn(4, 8)
     with torch.no_grad():
         linear(x, weight, None, act='silu')
