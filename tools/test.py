@@ -16,7 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # cvt_dense without install
 
 from cvt_dense.engine import (add_common_args, add_prediction_dump,  # noqa: E402
-                              check_prediction_out, enable_show_dir, load_config)
+                              check_prediction_out, close_distributed, enable_show_dir,
+                              load_config)
 
 
 def parse_args(argv=None):
@@ -55,6 +56,7 @@ def main(argv=None):
             print(f'pictures written to {show_dir}')
         if args.out:
             print(f'predictions written to {args.out}')
+    close_distributed()
 
 
 if __name__ == '__main__':

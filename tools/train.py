@@ -13,7 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # cvt_dense without install
 
-from cvt_dense.engine import add_common_args, apply_resume, enable_amp, load_config  # noqa: E402
+from cvt_dense.engine import (add_common_args, apply_resume, close_distributed,  # noqa: E402
+                              enable_amp, load_config)
 
 
 def parse_args(argv=None):
@@ -40,6 +41,7 @@ def main(argv=None):
     from mmengine.runner import Runner
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.train()
+    close_distributed()
 
 
 if __name__ == '__main__':

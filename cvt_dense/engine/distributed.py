@@ -77,3 +77,15 @@ def setup_cpu_distributed(cfg, launcher: str) -> bool:
         wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     return True
+
+
+def close_distributed() -> None:
+    """Wait for every process, then destroy the process group, if there is one.
+
+    Call it once a tool's work is done. Left to interpreter exit, gloo's threads may be torn
+    down while still joinable, and the process aborts ("terminate called without an active
+    exception") after finishing its work, so torchrun reports a failed run.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

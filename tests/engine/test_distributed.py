@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
-from cvt_dense.engine import setup_cpu_distributed
+from cvt_dense.engine import close_distributed, setup_cpu_distributed
 
 
 def free_port() -> int:
@@ -69,9 +69,17 @@ def test_single_process_gloo_group(no_cuda, monkeypatch):
                                         **{k: v for k, v in cfg.model_wrapper_cfg.items()
                                            if k != 'type'})
         assert ddp(torch.ones(1, 2)).shape == (1, 2)
+        close_distributed()
+        assert not dist.is_initialized()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def test_close_without_a_group_does_nothing():
+    assert not dist.is_initialized()
+    close_distributed()
+    assert not dist.is_initialized()
 
 
 def test_slurm_variables_are_translated(no_cuda, monkeypatch):
