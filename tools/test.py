@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # cvt_dense without install
 
 from cvt_dense.engine import (add_common_args, add_prediction_dump,  # noqa: E402
-                              check_prediction_out, close_distributed, enable_show_dir,
-                              load_config)
+                              build_runner, check_prediction_out, close_distributed,
+                              enable_show_dir, load_config)
 
 
 def parse_args(argv=None):
@@ -42,9 +42,7 @@ def main(argv=None):
         check_prediction_out(cfg, args.out)
     show_dir = enable_show_dir(cfg, args.show_dir) if args.show_dir else None
 
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     if args.out:
         add_prediction_dump(runner, cfg, args.out)
     metrics = runner.test()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # cvt_dense without install
 
-from cvt_dense.engine import (add_common_args, apply_resume, close_distributed,  # noqa: E402
-                              enable_amp, load_config)
+from cvt_dense.engine import (add_common_args, apply_resume, build_runner,  # noqa: E402
+                              close_distributed, enable_amp, load_config)
 
 
 def parse_args(argv=None):
@@ -37,9 +37,7 @@ def main(argv=None):
         enable_amp(cfg)
     apply_resume(cfg, args.resume)
 
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()
     close_distributed()
 

@@ -53,6 +53,13 @@ def load_config(config: str, args: argparse.Namespace) -> Config:
     return cfg
 
 
+def build_runner(cfg: Config):
+    """The config's runner: ``runner_type`` from the registry if set, else mmengine's Runner."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+
+
 def apply_resume(cfg: Config, resume) -> None:
     """``--resume``: ``'auto'`` resumes from the work dir's latest checkpoint, a path from it.
 
