@@ -10,10 +10,9 @@ from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmseg.registry import MODELS as MMSEG_MODELS
 
-from .models import CvT
+from .models import TOOLKIT_MODELS
 
 MODEL_REGISTRIES = (MMDET_MODELS, MMSEG_MODELS, MMENGINE_MODELS)
-TOOLKIT_MODELS = (CvT,)
 
 
 def register_all_modules():

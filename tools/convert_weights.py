@@ -1,4 +1,6 @@
-"""Convert a CvT checkpoint (official, Hugging Face, mmdet/mmseg, ours) to our key names.
+"""Convert a backbone checkpoint (CvT: official, Hugging Face; ConViT: official, timm;
+mmdet/mmseg training checkpoints; ours) to our key names. The backbone is detected from
+the keys.
 
 Examples:
     # official release -> backbone-only file for init_cfg=dict(type='Pretrained', ...)
@@ -7,6 +9,8 @@ Examples:
     python tools/convert_weights.py ./cvt-21 cvt21_backbone.pth --prefix-backbone
     # also check that the result loads into a given arch
     python tools/convert_weights.py model.safetensors cvt13.safetensors --check-arch cvt-13
+    # timm ConViT-S -> backbone-only file
+    python tools/convert_weights.py convit_small.safetensors convit_small.pth
 """
 import argparse
 import os
@@ -27,8 +31,12 @@ def parse_args(argv=None):
     parser.add_argument('--src-prefix', default=None,
                         help='only convert keys under this prefix of SRC (default: '
                              'backbone. when present)')
+    parser.add_argument('--backbone', default=None, metavar='NAME',
+                        help='the backbone SRC holds, e.g. CvT or ConViT (default: detected '
+                             'from the keys)')
     parser.add_argument('--check-arch', default=None, metavar='ARCH',
-                        help='verify that the result loads strictly into CvT(arch=ARCH)')
+                        help='verify that the result loads strictly into the backbone built '
+                             'with arch=ARCH')
     parser.add_argument('--allow-pickle', action='store_true',
                         help='allow full unpickling of SRC (only for trusted files)')
     parser.add_argument('--force', action='store_true', help='overwrite an existing DST')
@@ -54,12 +62,32 @@ def save(state_dict, dst: Path):
             os.remove(tmp)
 
 
-def check_arch(raw, state_dict, arch: str, src: str):
+def find_spec(raw, backbone, prefix):
+    """The checkpoint description of ``backbone``, or of the backbone the keys belong to."""
+    import cvt_dense.models  # noqa: F401  (registers every backbone's description)
+    from cvt_dense.weights import (CheckpointError, detect_backbone, get_spec,
+                                   registered_specs, unwrap_checkpoint)
+    if backbone:
+        try:
+            return get_spec(backbone)
+        except KeyError as e:
+            raise CheckpointError(e.args[0]) from None
+    state_dict = unwrap_checkpoint(raw, prefix)[0]
+    found = detect_backbone(state_dict)
+    if found is None:
+        names = [spec.backbone for spec in registered_specs()]
+        raise CheckpointError(f'the keys belong to none of the backbones {names}; first '
+                              f'keys: {sorted(state_dict)[:5]}')
+    return found[0]
+
+
+def check_arch(raw, state_dict, spec, arch: str, src: str):
     """Raise with the offending keys and shapes unless SRC loads strictly into ``arch``."""
-    from cvt_dense.models import CvT
-    from cvt_dense.weights import infer_arch, load_checkpoint_dict
-    model = CvT(arch=arch, in_channels=infer_arch(state_dict)['in_channels'] or 3)
-    load_checkpoint_dict(model, raw, source=src)
+    from cvt_dense.models import TOOLKIT_MODELS
+    from cvt_dense.weights import load_checkpoint_dict
+    model_cls = next(cls for cls in TOOLKIT_MODELS if cls.__name__ == spec.backbone)
+    in_channels = state_dict[spec.input_conv].shape[1] if spec.input_conv in state_dict else 3
+    load_checkpoint_dict(model_cls(arch=arch, in_channels=in_channels), raw, source=src)
 
 
 def main(argv=None) -> int:
@@ -69,22 +97,21 @@ def main(argv=None) -> int:
         print(f'error: {dst} exists; pass --force to overwrite it', file=sys.stderr)
         return 1
     # Imported here so that argument errors and the overwrite refusal answer at once.
-    from cvt_dense.weights import (CheckpointError, add_prefix, convert_checkpoint, infer_arch,
-                                   read_checkpoint)
+    from cvt_dense.weights import CheckpointError, add_prefix, convert_checkpoint, read_checkpoint
     try:
         raw = read_checkpoint(args.src, allow_pickle=args.allow_pickle)
-        result = convert_checkpoint(raw, prefix=args.src_prefix)
+        spec = find_spec(raw, args.backbone, args.src_prefix)
+        result = convert_checkpoint(raw, spec, prefix=args.src_prefix)
         if args.check_arch:
-            check_arch(raw, result.state_dict, args.check_arch, args.src)
+            check_arch(raw, result.state_dict, spec, args.check_arch, args.src)
     except (CheckpointError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
 
-    print(f'source: {args.src} ({result.source_format} format'
+    print(f'source: {args.src} ({spec.backbone}, {result.source_format} format'
           + (f', unwrapped {" -> ".join(result.wrapper)}' if result.wrapper else '') + ')')
-    arch = infer_arch(result.state_dict)
-    print(f'architecture: {arch["preset"] or "custom"} (embed_dims {arch["embed_dims"]}, '
-          f'depths {arch["depths"]}, in_channels {arch["in_channels"]})')
+    arch = spec.guess_arch(result.state_dict)
+    print(f'architecture: {arch.preset or "custom"} ({arch.description})')
     print(f'mapped: {len(result.renamed)} renamed, '
           f'{len(result.state_dict) - len(result.renamed)} kept as they were')
     for old, new in result.renamed if args.verbose else result.renamed[:3]:
@@ -98,10 +125,10 @@ def main(argv=None) -> int:
               + ''.join(f'\n  {k}' for k in result.dropped_other[:20])
               + ('\n  ...' if len(result.dropped_other) > 20 else ''))
     if result.unmapped:
-        print(f'warning: {len(result.unmapped)} Hugging Face keys unknown to the name table '
-              f'were kept unchanged: {result.unmapped[:5]}', file=sys.stderr)
+        print(f'warning: {len(result.unmapped)} keys unknown to the name table were kept '
+              f'unchanged: {result.unmapped[:5]}', file=sys.stderr)
     if args.check_arch:
-        print(f'check: loads strictly into CvT(arch={args.check_arch!r})')
+        print(f'check: loads strictly into {spec.backbone}(arch={args.check_arch!r})')
 
     state = add_prefix(result.state_dict) if args.prefix_backbone else result.state_dict
     save(state, dst)

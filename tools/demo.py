@@ -2,6 +2,7 @@
 
     python tools/demo.py --task det   # Mask R-CNN + CvT-13: COCO bbox / mask mAP
     python tools/demo.py --task seg   # UperNet + CvT-13: mIoU
+    python tools/demo.py --task det --backbone convit   # the same with ConViT-Tiny
 
 Run from the repository root (the configs read ``data/shapes``). It uses mmengine's Runner
 on whatever device there is (a CPU is enough: a few minutes on 2 cores).
@@ -26,10 +27,12 @@ sys.path.insert(0, str(REPO_ROOT))  # cvt_dense importable without installation
 from cvt_dense.datasets import generate_shapes  # noqa: E402
 
 TASKS = {
-    'det': dict(config='configs/demo/maskrcnn_cvt13_shapes.py',
+    'det': dict(configs=dict(cvt='configs/demo/maskrcnn_cvt13_shapes.py',
+                             convit='configs/demo/maskrcnn_convit_shapes.py'),
                 metrics=(('bbox mAP', 'coco/bbox_mAP'), ('bbox mAP@50', 'coco/bbox_mAP_50'),
                          ('mask mAP', 'coco/segm_mAP'), ('mask mAP@50', 'coco/segm_mAP_50'))),
-    'seg': dict(config='configs/demo/upernet_cvt13_shapes.py',
+    'seg': dict(configs=dict(cvt='configs/demo/upernet_cvt13_shapes.py',
+                             convit='configs/demo/upernet_convit_shapes.py'),
                 metrics=(('mIoU (%)', 'mIoU'), ('mAcc (%)', 'mAcc'), ('aAcc (%)', 'aAcc'))),
 }
 
@@ -37,8 +40,10 @@ TASKS = {
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--task', choices=sorted(TASKS), default='det')
+    p.add_argument('--backbone', choices=('cvt', 'convit'), default='cvt',
+                   help='CvT-13 or ConViT-Tiny (default: cvt)')
     p.add_argument('--config', help='config to run instead of the task\'s demo config')
-    p.add_argument('--work-dir', help='default: work_dirs/demo_<task>')
+    p.add_argument('--work-dir', help='default: work_dirs/demo_<task>[_convit]')
     p.add_argument('--num-pictures', type=int, default=6,
                    help='validation images to draw with their predictions')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
@@ -97,8 +102,9 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.time()
     task = TASKS[args.task]
-    cfg = Config.fromfile(args.config or str(REPO_ROOT / task['config']))
-    cfg.work_dir = args.work_dir or osp.join('work_dirs', f'demo_{args.task}')
+    cfg = Config.fromfile(args.config or str(REPO_ROOT / task['configs'][args.backbone]))
+    suffix = '' if args.backbone == 'cvt' else f'_{args.backbone}'
+    cfg.work_dir = args.work_dir or osp.join('work_dirs', f'demo_{args.task}{suffix}')
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     generate_shapes(cfg.data_root)  # the defaults are the data the demo configs expect

@@ -1,4 +1,8 @@
-from .backbones import CvT
+from .backbones import ConViT, CvT, DenseBackbone
 from .layers import QuickGELU
+from .necks import SimpleFPN
 
-__all__ = ['CvT', 'QuickGELU']
+# Everything the toolkit puts into the OpenMMLab registries.
+TOOLKIT_MODELS = (CvT, ConViT, SimpleFPN)
+
+__all__ = ['ConViT', 'CvT', 'DenseBackbone', 'QuickGELU', 'SimpleFPN', 'TOOLKIT_MODELS']

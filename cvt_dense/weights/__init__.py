@@ -1,18 +1,20 @@
-"""Pretrained weights for CvT: reading, key conversion, interpolation and loading."""
-from .convert import (CLASSIFIER_ONLY_PREFIXES, HEAD_NAME_TABLE, STAGE_NAME_TABLE,
-                      ConversionResult, add_prefix, convert_checkpoint, convert_to_cvt,
-                      detect_format, hf_to_official_key, infer_arch, official_to_hf_key,
-                      unwrap_checkpoint)
+"""Pretrained weights for every backbone: safe reading, conversion, adaptation, loading.
+
+Backbone-agnostic: each backbone describes its checkpoints with a :class:`CheckpointSpec`
+and registers it; nothing here imports ``cvt_dense.models``.
+"""
+from .adapt import Adaptation, adapt_input_conv, adapt_to_model
+from .convert import ConversionResult, add_prefix, convert_checkpoint, unwrap_checkpoint
 from .errors import CheckpointError, CheckpointMismatchError, PickleNotAllowedError
-from .interpolate import adapt_input_conv, adapt_to_model, pos_embed_as_map
 from .io import read_checkpoint
 from .loader import LoadReport, load_checkpoint_dict, load_pretrained
+from .spec import (ArchGuess, CheckpointSpec, detect_backbone, get_spec, register_spec,
+                   registered_specs)
 
 __all__ = [
-    'CLASSIFIER_ONLY_PREFIXES', 'HEAD_NAME_TABLE', 'STAGE_NAME_TABLE', 'CheckpointError',
-    'CheckpointMismatchError', 'ConversionResult', 'LoadReport', 'PickleNotAllowedError',
-    'adapt_input_conv', 'adapt_to_model', 'add_prefix', 'convert_checkpoint',
-    'convert_to_cvt', 'detect_format', 'hf_to_official_key', 'infer_arch',
-    'load_checkpoint_dict', 'load_pretrained', 'official_to_hf_key', 'pos_embed_as_map',
-    'read_checkpoint', 'unwrap_checkpoint'
+    'Adaptation', 'ArchGuess', 'CheckpointError', 'CheckpointMismatchError', 'CheckpointSpec',
+    'ConversionResult', 'LoadReport', 'PickleNotAllowedError', 'adapt_input_conv',
+    'adapt_to_model', 'add_prefix', 'convert_checkpoint', 'detect_backbone', 'get_spec',
+    'load_checkpoint_dict', 'load_pretrained', 'read_checkpoint', 'register_spec',
+    'registered_specs', 'unwrap_checkpoint'
 ]

@@ -1,6 +1,8 @@
 """``load_pretrained``: checkpoint file -> converted, adapted tensors -> model, with a report.
 
-This is what ``CvT.init_weights()`` runs for ``init_cfg=dict(type='Pretrained', ...)``.
+This is what every backbone's ``init_weights()`` runs for
+``init_cfg=dict(type='Pretrained', ...)``; the backbone's
+:class:`~cvt_dense.weights.spec.CheckpointSpec` supplies everything that is not shared.
 """
 import re
 from dataclasses import dataclass, field
@@ -10,16 +12,13 @@ import torch
 from mmengine.logging import MMLogger
 from torch import nn
 
-from .convert import convert_checkpoint, infer_arch
+from .adapt import Adaptation, adapt_to_model
+from .convert import convert_checkpoint
 from .errors import CheckpointError, CheckpointMismatchError
-from .interpolate import Adaptation, adapt_to_model
 from .io import PathLike, read_checkpoint
+from .spec import CheckpointSpec
 
-# Model tensors that ImageNet classification checkpoints never contain: the dense-prediction
-# output norms and the optional stride-32 level.
-NEW_IN_DENSE_MODEL = re.compile(r'^(out_norm\d+|extra_embed)\.')
 BN_COUNTER = 'num_batches_tracked'  # absent from some checkpoints; harmless when its BN loads
-POS_EMBED = re.compile(r'^stage\d+\.pos_embed$')
 SHOWN_KEYS = 5  # keys quoted per category in messages
 
 Mismatch = Tuple[str, Tuple[int, ...], Tuple[int, ...]]
@@ -31,13 +30,14 @@ class LoadReport:
 
     Args:
         source (str): The checkpoint path or URL.
-        source_format (str): 'official', 'hf' or 'cvt_dense'.
+        source_format (str): The format the backbone's spec detected (e.g. 'official',
+            'hf', or 'cvt_dense' for backbone-only files).
         loaded (list[str]): Model keys filled from the checkpoint.
         dropped_classifier (list[str]): Classifier-only checkpoint keys (source names).
         dropped_other (list[str]): Checkpoint keys outside the backbone (e.g. ``neck.*``).
         adapted (list[Adaptation]): Tensors resampled or channel-adapted to fit the model.
         newly_initialised (list[str]): Model keys no ImageNet checkpoint has (output norms,
-            extra level, positional embeddings the checkpoint lacks); they keep their
+            extra levels, optional tensors the checkpoint lacks); they keep their
             initialisation.
         missing (list[str]): Other model keys the checkpoint lacks.
         unexpected (list[str]): Checkpoint keys the model does not have.
@@ -65,16 +65,16 @@ class LoadReport:
 def load_pretrained(model: nn.Module, checkpoint: Union[PathLike, Mapping],
                     allow_partial: bool = False, allow_pickle: bool = False,
                     map_location: Any = 'cpu', prefix: Optional[str] = None,
-                    **ignored_mm_keys) -> LoadReport:
-    """Load ImageNet (or our own) CvT weights into ``model`` and log what happened.
+                    spec: Optional[CheckpointSpec] = None, **ignored_mm_keys) -> LoadReport:
+    """Load ImageNet (or our own) backbone weights into ``model`` and log what happened.
 
-    The checkpoint's format is detected from its keys (official release, Hugging Face,
-    ours, wrapped in ``state_dict``/``model``, or a full mmdet/mmseg checkpoint), renamed to
-    the official names, stripped of the classifier, and adapted where a tensor depends on
-    the grid or the input channels (see :mod:`cvt_dense.weights.interpolate`).
+    The checkpoint's format is detected from its keys (e.g. official release, Hugging Face,
+    timm, ours, wrapped in ``state_dict``/``model``, or a full mmdet/mmseg checkpoint),
+    renamed to our names, stripped of the classifier, and adapted where a tensor depends on
+    the grid or the input channels (see :mod:`cvt_dense.weights.adapt`).
 
     Args:
-        model (nn.Module): Usually a :class:`~cvt_dense.models.CvT`.
+        model (nn.Module): A backbone, e.g. :class:`~cvt_dense.models.CvT`.
         checkpoint (str | PathLike | Mapping): File, Hugging Face model directory, URL, or
             an already loaded checkpoint dict.
         allow_partial (bool): Load the tensors that fit and only warn about missing,
@@ -84,13 +84,16 @@ def load_pretrained(model: nn.Module, checkpoint: Union[PathLike, Mapping],
         map_location: As for ``torch.load``. Defaults to 'cpu'.
         prefix (str, optional): Load only keys under this prefix (``backbone.`` is picked
             automatically when present).
+        spec (CheckpointSpec, optional): The backbone's checkpoint description. Defaults
+            to ``model.checkpoint_spec``.
         **ignored_mm_keys: Other ``init_cfg`` keys; logged and ignored.
 
     Returns:
         LoadReport: What was loaded, dropped, adapted, missing or unexpected.
 
     Raises:
-        CheckpointError: The checkpoint cannot be read or holds no CvT tensors.
+        CheckpointError: The checkpoint cannot be read or holds no tensors of this
+            backbone.
         PickleNotAllowedError: It needs unpickling and ``allow_pickle`` is False.
         CheckpointMismatchError: It does not fit the model and ``allow_partial`` is False;
             the message names the first offending keys and both shapes.
@@ -100,41 +103,44 @@ def load_pretrained(model: nn.Module, checkpoint: Union[PathLike, Mapping],
             f'load_pretrained: ignoring unknown init_cfg keys {sorted(ignored_mm_keys)}')
     if isinstance(checkpoint, Mapping):
         return load_checkpoint_dict(model, checkpoint, allow_partial=allow_partial,
-                                    prefix=prefix)
+                                    prefix=prefix, spec=spec)
     raw = read_checkpoint(checkpoint, map_location=map_location, allow_pickle=allow_pickle)
     return load_checkpoint_dict(model, raw, source=str(checkpoint),
-                                allow_partial=allow_partial, prefix=prefix)
+                                allow_partial=allow_partial, prefix=prefix, spec=spec)
 
 
 def load_checkpoint_dict(model: nn.Module, checkpoint: Mapping,
                          source: str = '<in-memory checkpoint>', allow_partial: bool = False,
-                         prefix: Optional[str] = None) -> LoadReport:
+                         prefix: Optional[str] = None, spec: Optional[CheckpointSpec] = None
+                         ) -> LoadReport:
     """The part of :func:`load_pretrained` after reading: convert, adapt, check, load, log.
 
     Args:
-        model (nn.Module): Usually a :class:`~cvt_dense.models.CvT`.
+        model (nn.Module): A backbone, e.g. :class:`~cvt_dense.models.CvT`.
         checkpoint (Mapping): A checkpoint dict in any supported format.
         source (str): Where it came from, for messages.
         allow_partial (bool): See :func:`load_pretrained`.
         prefix (str, optional): See :func:`load_pretrained`.
+        spec (CheckpointSpec, optional): See :func:`load_pretrained`.
 
     Returns:
         LoadReport: What was loaded, dropped, adapted, missing or unexpected.
     """
+    spec = spec or _spec_of(model)
     try:
-        conversion = convert_checkpoint(checkpoint, prefix)
+        conversion = convert_checkpoint(checkpoint, spec, prefix)
     except CheckpointError as e:
         raise CheckpointError(f'{source}: {e}') from None
     model_state = model.state_dict()
-    state, adapted = adapt_to_model(conversion.state_dict, model_state)
+    state, adapted = adapt_to_model(conversion.state_dict, model_state, spec)
     report = LoadReport(source, conversion.source_format,
                         dropped_classifier=conversion.dropped_classifier,
                         dropped_other=conversion.dropped_other, adapted=adapted)
-    loadable = _compare(state, model_state, report)
+    loadable = _compare(state, model_state, report, spec)
     if not report.complete and not allow_partial:
-        raise CheckpointMismatchError(_mismatch_message(model, state, report))
+        raise CheckpointMismatchError(_mismatch_message(model, state, report, spec))
     if not loadable:
-        raise CheckpointMismatchError(_mismatch_message(model, state, report)
+        raise CheckpointMismatchError(_mismatch_message(model, state, report, spec)
                                       + ' (nothing would be loaded even with allow_partial)')
     with torch.no_grad():
         incompatible = model.load_state_dict(loadable, strict=False)
@@ -145,7 +151,21 @@ def load_checkpoint_dict(model: nn.Module, checkpoint: Mapping,
     return report
 
 
-def _compare(state: Mapping, model_state: Mapping, report: LoadReport) -> dict:
+def _spec_of(model: nn.Module) -> CheckpointSpec:
+    spec = getattr(model, 'checkpoint_spec', None)
+    if spec is None:
+        raise TypeError(f'{type(model).__name__} has no checkpoint_spec: pass spec= to say '
+                        f'how its checkpoints are named')
+    return spec
+
+
+def _is_optional_and_absent(key: str, state: Mapping, spec: CheckpointSpec) -> bool:
+    return any(re.match(pattern, key) and not any(re.match(pattern, k) for k in state)
+               for pattern in spec.optional)
+
+
+def _compare(state: Mapping, model_state: Mapping, report: LoadReport,
+             spec: CheckpointSpec) -> dict:
     """Sort keys into the report's categories; returns the tensors that can be loaded."""
     loadable = {}
     for key, value in state.items():
@@ -155,11 +175,10 @@ def _compare(state: Mapping, model_state: Mapping, report: LoadReport) -> dict:
             report.mismatched.append((key, tuple(value.shape), tuple(model_state[key].shape)))
         else:
             loadable[key] = value
-    has_pos_embed = any(POS_EMBED.match(k) for k in state)
     for key in model_state:
         if key in state:
             continue
-        if NEW_IN_DENSE_MODEL.match(key) or (POS_EMBED.match(key) and not has_pos_embed) \
+        if spec.is_new_in_dense(key) or _is_optional_and_absent(key, state, spec) \
                 or (key.endswith(BN_COUNTER)
                     and key[:-len(BN_COUNTER)] + 'running_mean' in state):
             report.newly_initialised.append(key)
@@ -173,12 +192,8 @@ def _first(items: Sequence, n: int = SHOWN_KEYS) -> str:
     return shown + (f', ... ({len(items) - n} more)' if len(items) > n else '')
 
 
-def _arch_line(name: str, arch: dict) -> str:
-    return (f'{name} embed_dims {arch["embed_dims"]}, depths {arch["depths"]}, '
-            f'in_channels {arch["in_channels"]}')
-
-
-def _mismatch_message(model: nn.Module, state: Mapping, report: LoadReport) -> str:
+def _mismatch_message(model: nn.Module, state: Mapping, report: LoadReport,
+                      spec: CheckpointSpec) -> str:
     lines = [f'{report.source} ({report.source_format} format) does not fit this '
              f'{type(model).__name__}:']
     if report.mismatched:
@@ -191,16 +206,11 @@ def _mismatch_message(model: nn.Module, state: Mapping, report: LoadReport) -> s
     if report.unexpected:
         lines.append(f'  {len(report.unexpected)} checkpoint tensor(s) the model does not '
                      f'have: {_first(report.unexpected)}')
-    settings = getattr(model, 'arch_settings', None)
-    if settings is not None:
-        found = infer_arch(state)
-        preset = f' (looks like {found["preset"]})' if found['preset'] else ''
-        mine = dict(settings, in_channels=getattr(model, 'in_channels', '?'))
-        lines.append(f'  {_arch_line("checkpoint" + preset + ":", found)}; '
-                     f'{_arch_line("model:", mine)}')
-    if any(POS_EMBED.match(k) for k in report.unexpected):
-        lines.append('  The checkpoint has positional embeddings: build the model with '
-                     'use_pos_embed=True to use them.')
+    found, mine = spec.guess_arch(state), spec.guess_arch(model.state_dict())
+    lines.append(f'  checkpoint ({f"looks like {found.preset}" if found.preset else "custom"}): '
+                 f'{found.description}; model ({mine.preset or "custom"}): {mine.description}')
+    lines += [f'  {advice}' for pattern, advice in spec.hints
+              if any(re.match(pattern, k) for k in report.unexpected)]
     lines.append('Pick the arch that matches the checkpoint, or pass allow_partial=True in '
                  'init_cfg to load only the tensors that fit.')
     return '\n'.join(lines)

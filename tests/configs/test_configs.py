@@ -18,8 +18,9 @@ import cvt_dense  # noqa: F401  (registers CvT)
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / 'configs'
 ALL_CONFIGS = sorted(p for p in CONFIG_DIR.rglob('*.py') if '_base_' not in p.parts)
-COCO_CONFIGS = ['maskrcnn_cvt13_coco', 'maskrcnn_cvt13_coco_3x', 'maskrcnn_cvt21_coco']
-ADE_CONFIGS = ['upernet_cvt13_ade20k', 'upernet_cvt21_ade20k']
+COCO_CONFIGS = ['maskrcnn_cvt13_coco', 'maskrcnn_cvt13_coco_3x', 'maskrcnn_cvt21_coco',
+                'maskrcnn_convit_small_coco']
+ADE_CONFIGS = ['upernet_cvt13_ade20k', 'upernet_cvt21_ade20k', 'upernet_convit_small_ade20k']
 
 
 def load(name_or_path) -> Config:
@@ -51,7 +52,7 @@ def test_config_loads_and_builds(path):
     model = build_model(cfg)
     expected = {'mmdet': 'MaskRCNN', 'mmseg': 'EncoderDecoder'}[cfg.default_scope]
     assert type(model).__name__ == expected
-    assert type(model.backbone).__name__ == 'CvT'
+    assert type(model.backbone).__name__ == ('ConViT' if 'convit' in path.stem else 'CvT')
 
 
 @pytest.mark.parametrize('path', ALL_CONFIGS, ids=lambda p: str(p.relative_to(CONFIG_DIR)))
@@ -70,6 +71,9 @@ def test_data_pipelines_build(path):
     ('maskrcnn_cvt21_coco', 'cvt-21', 'checkpoints/CvT-21-224x224-IN-1k.pth'),
     ('upernet_cvt13_ade20k', 'cvt-13', 'checkpoints/CvT-13-224x224-IN-1k.pth'),
     ('upernet_cvt21_ade20k', 'cvt-21', 'checkpoints/CvT-21-224x224-IN-1k.pth'),
+    ('maskrcnn_convit_small_coco', 'convit-small', 'checkpoints/convit_small.fb_in1k.safetensors'),
+    ('upernet_convit_small_ade20k', 'convit-small',
+     'checkpoints/convit_small.fb_in1k.safetensors'),
 ])
 def test_backbone_and_pretrained_weights(name, arch, checkpoint):
     cfg = load(name)
@@ -143,8 +147,29 @@ def test_no_weight_decay_on_norms_cls_token_pos_embed(name, lr, wd):
     assert [groups[k]['weight_decay'] for k in decay] == [wd] * len(decay)
 
 
+@pytest.mark.parametrize('name,lr,wd,decay_rate', [('maskrcnn_convit_small_coco', 1e-4, 0.1, 0.7),
+                                                   ('upernet_convit_small_ade20k', 6e-5, 0.01,
+                                                    0.65)])
+def test_convit_layer_wise_lr_decay(name, lr, wd, decay_rate):
+    cfg = load(name)
+    groups = param_groups_by_name(build_model(cfg), cfg)
+    num_layers = 12 + 2
+    for key, layer in (('backbone.patch_embed.proj.weight', 0), ('backbone.pos_embed', 0),
+                       ('backbone.blocks.0.attn.qk.weight', 1),
+                       ('backbone.blocks.11.mlp.fc2.weight', 12)):
+        assert math.isclose(groups[key]['lr'], lr * decay_rate ** (num_layers - 1 - layer)), key
+    assert math.isclose(groups['backbone.out_norm11.weight']['lr'], lr)
+    neck_key = next(k for k in groups if k.startswith('neck.'))
+    assert math.isclose(groups[neck_key]['lr'], lr)
+    for key in ('backbone.pos_embed', 'backbone.cls_token', 'backbone.blocks.0.norm1.weight',
+                'backbone.blocks.0.attn.gating_param', 'backbone.blocks.0.attn.proj.bias'):
+        assert groups[key]['weight_decay'] == 0., key
+    assert groups['backbone.blocks.0.attn.qk.weight']['weight_decay'] == wd
+
+
 @pytest.mark.parametrize('name,epochs,milestones', [('maskrcnn_cvt13_coco', 12, [8, 11]),
                                                     ('maskrcnn_cvt21_coco', 12, [8, 11]),
+                                                    ('maskrcnn_convit_small_coco', 12, [8, 11]),
                                                     ('maskrcnn_cvt13_coco_3x', 36, [27, 33])])
 def test_detection_schedules(name, epochs, milestones):
     cfg = load(name)

@@ -14,6 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / 'tools'
 DET_CONFIG = str(REPO / 'configs/demo/maskrcnn_cvt13_shapes.py')
 SEG_CONFIG = str(REPO / 'configs/demo/upernet_cvt13_shapes.py')
+CONVIT_DET_CONFIG = str(REPO / 'configs/demo/maskrcnn_convit_shapes.py')
+CONVIT_SEG_CONFIG = str(REPO / 'configs/demo/upernet_convit_shapes.py')
 NUM_TRAIN, NUM_VAL = 4, 2
 
 # A 3-block CvT (widths 16/32/64) instead of CvT-13; slim heads for UperNet.
@@ -24,6 +26,13 @@ DET_TINY = TINY_BACKBONE + ['model.neck.in_channels=[16,32,64]']
 SEG_TINY = TINY_BACKBONE + ['model.decode_head.in_channels=[16,32,64]',
                             'model.decode_head.channels=32', 'model.auxiliary_head.in_channels=64',
                             'model.auxiliary_head.channels=16']  # aux head on the last level
+# A 4-block ConViT (2 GPSA, 2 MHSA blocks, width 32) instead of ConViT-Tiny.
+TINY_CONVIT = ['model.backbone.arch._delete_=True', 'model.backbone.arch.embed_dims=32',
+               'model.backbone.arch.num_heads=4', 'model.backbone.arch.depth=4',
+               'model.backbone.arch.local_up_to_layer=2']
+CONVIT_DET_TINY = TINY_CONVIT + ['model.backbone.out_indices=[3]', 'model.neck.in_channels=32']
+CONVIT_SEG_TINY = TINY_CONVIT + ['model.backbone.out_indices=[0,1,2,3]',
+                                 'model.neck.in_channels=[32,32,32,32]']
 # Train only: no validation during training, log every iteration, keep every checkpoint.
 TRAIN_ONLY = ['train_dataloader.batch_size=2', 'val_cfg=None', 'val_dataloader=None',
               'val_evaluator=None', 'default_hooks.logger.interval=1',

@@ -10,7 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cvt_dense.weights import convert_to_cvt, load_pretrained
+from cvt_dense.models.backbones.cvt_checkpoint import convert_to_cvt
+from cvt_dense.weights import load_pretrained
 from hf_oracle import assert_stage_outputs_close, cvt_for_hf, hf_model, hf_stage_outputs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,7 +46,7 @@ def test_cli_converts_prints_and_refuses_to_overwrite(tmp_path, hf_bin, image):
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr
     out = run.stdout
-    assert '(hf format)' in out
+    assert '(CvT, hf format)' in out
     n = len(cvt_for_hf().state_dict())
     assert f'mapped: {n} renamed' in out
     assert 'cvt.encoder.stages.0.embedding.convolution_embeddings.projection.weight -> ' \

@@ -7,9 +7,9 @@ from safetensors.torch import save_file
 
 from cvt_dense.models import CvT
 from cvt_dense.models.backbones import ARCH_SETTINGS
+from cvt_dense.models.backbones.cvt_checkpoint import convert_to_cvt, hf_to_official_key
 from cvt_dense.weights import (CheckpointError, CheckpointMismatchError, PickleNotAllowedError,
-                               add_prefix, convert_to_cvt, hf_to_official_key,
-                               load_pretrained)
+                               add_prefix, load_pretrained)
 from hf_oracle import (TINY_ARCH, assert_stage_outputs_close, cvt_for_hf, hf_model,
                        hf_stage_outputs, official_shapes, randomize_)
 

@@ -5,26 +5,16 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
-from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from timm.layers import DropPath
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..layers import QuickGELU, linear, resample_pos_embed, scaled_attention
+from ..layers import (Mlp, call_block, linear, map_to_tokens, resample_pos_embed,
+                      scaled_attention, tokens_to_map)
 
 Size2 = Tuple[int, int]
-
-
-def tokens_to_map(x: torch.Tensor, hw: Size2) -> torch.Tensor:
-    """(B, H*W, C) tokens -> (B, C, H, W) map."""
-    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *hw)
-
-
-def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) map -> (B, H*W, C) tokens."""
-    return x.flatten(2).transpose(1, 2)
 
 
 class ConvEmbed(BaseModule):
@@ -151,37 +141,6 @@ class ConvAttention(BaseModule):
         return self.proj_drop(linear(out, self.proj.weight, self.proj.bias))
 
 
-class Mlp(BaseModule):
-    """Linear -> activation -> Linear, with the official names ``fc1``/``fc2``.
-
-    Args:
-        in_features (int): Input and output width.
-        hidden_features (int): Hidden width.
-        act_cfg (dict): Activation config (QuickGELU in the official CvT).
-        drop (float): Dropout after each Linear.
-        init_cfg (dict, optional): mmengine initialisation config.
-    """
-
-    def __init__(self, in_features: int, hidden_features: int,
-                 act_cfg: dict = dict(type='QuickGELU'), drop: float = 0.,
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg)
-        self.fc1 = nn.Linear(in_features, hidden_features)
-        self.act = build_activation_layer(act_cfg)
-        self.fc2 = nn.Linear(hidden_features, in_features)
-        self.drop = nn.Dropout(drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.act, QuickGELU):
-            # x * sigmoid(1.702 x) = silu(1.702 x) / 1.702: both scalings go into the small
-            # fc1/fc2 weights instead of two passes over the 4x wider hidden tensor.
-            s = QuickGELU.SCALE
-            h = linear(x, self.fc1.weight * s, self.fc1.bias * s, act='silu')
-            return self.drop(linear(self.drop(h), self.fc2.weight / s, self.fc2.bias))
-        h = self.act(linear(x, self.fc1.weight, self.fc1.bias))
-        return self.drop(linear(self.drop(h), self.fc2.weight, self.fc2.bias))
-
-
 class CvTBlock(BaseModule):
     """Pre-norm transformer block: x + attn(norm1(x)); x + mlp(norm2(x)).
 
@@ -270,10 +229,7 @@ class CvTStage(BaseModule):
             x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
         x = self.pos_drop(x)
         for block in self.blocks:
-            if self.with_cp and self.training and x.requires_grad:
-                x = cp.checkpoint(block, x, hw, use_reentrant=False)
-            else:
-                x = block(x, hw)
+            x = call_block(block, x, hw, with_cp=self.with_cp)
         cls_token = None
         if self.cls_token is not None:
             cls_token, x = x[:, :1], x[:, 1:]

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from cvt_dense.models import CvT
-from cvt_dense.weights import convert_to_cvt
+from cvt_dense.models.backbones.cvt_checkpoint import convert_to_cvt
 from hf_oracle import (TINY_ARCH, assert_stage_outputs_close, cvt_for_hf, hf_stage_outputs,
                        randomize_)
 

@@ -1,11 +1,13 @@
-"""Key conversion: the name table against real transformers and CvT state dicts."""
+"""CvT's checkpoint description: the name table against real transformers and CvT state
+dicts, through the shared conversion."""
 import pytest
 import torch
 
 from cvt_dense.models import CvT
-from cvt_dense.weights import (CheckpointError, add_prefix, convert_checkpoint, convert_to_cvt,
-                               detect_format, hf_to_official_key, infer_arch,
-                               official_to_hf_key)
+from cvt_dense.models.backbones.cvt_checkpoint import (CVT_CHECKPOINTS, convert_to_cvt,
+                                                      detect_format, hf_to_official_key,
+                                                      infer_arch, official_to_hf_key)
+from cvt_dense.weights import CheckpointError, add_prefix, convert_checkpoint
 from hf_oracle import TINY_ARCH, cvt_for_hf, hf_model, official_shapes
 
 HF_CLASSIFIER_KEYS = {'classifier.weight', 'classifier.bias', 'layernorm.weight',
@@ -71,11 +73,11 @@ def test_detect_format(hf_cls_state, official_state):
     assert detect_format(hf_model().state_dict()) == 'hf'
     assert detect_format(official_state) == 'official'
     assert detect_format(convert_to_cvt(official_state)) == 'cvt_dense'
-    assert detect_format(['conv1.weight', 'fc.bias']) == 'unknown'
+    assert detect_format(['conv1.weight', 'fc.bias']) is None
 
 
 def test_hf_conversion_drops_classifier_and_renames(hf_cls_state):
-    result = convert_checkpoint(hf_cls_state)
+    result = convert_checkpoint(hf_cls_state, CVT_CHECKPOINTS)
     assert result.source_format == 'hf'
     assert set(result.dropped_classifier) == HF_CLASSIFIER_KEYS
     assert set(result.state_dict) == our_keys()
@@ -86,7 +88,7 @@ def test_hf_conversion_drops_classifier_and_renames(hf_cls_state):
 
 
 def test_official_conversion_only_drops_head(official_state):
-    result = convert_checkpoint(official_state)
+    result = convert_checkpoint(official_state, CVT_CHECKPOINTS)
     assert set(result.dropped_classifier) == {'norm.weight', 'norm.bias', 'head.weight',
                                               'head.bias'}
     assert not result.renamed
@@ -120,7 +122,7 @@ def test_wrappers_and_prefixes_give_the_same_state_dict(wrap, source, hf_cls_sta
         prefix = 'backbone.' if wrap.endswith('prefix') else None
     else:
         ckpt = state
-    result = convert_checkpoint(ckpt, prefix=prefix)
+    result = convert_checkpoint(ckpt, CVT_CHECKPOINTS, prefix=prefix)
     assert result.state_dict.keys() == expected.keys()
     assert all(result.state_dict[k] is expected[k] for k in expected)
     if wrap.startswith('mmdet'):
@@ -134,7 +136,7 @@ def test_conversion_is_idempotent(source, hf_cls_state, official_state):
     ckpt = {'hf': hf_cls_state, 'official': official_state,
             'mmdet': _mmdet_checkpoint(official_state)}[source]
     once = convert_to_cvt(ckpt)
-    twice = convert_checkpoint(once)
+    twice = convert_checkpoint(once, CVT_CHECKPOINTS)
     assert twice.state_dict == once
     assert not (twice.renamed or twice.dropped_classifier or twice.dropped_other)
     # The --prefix-backbone output converts back to the same state dict as well.
@@ -145,23 +147,24 @@ def test_conversion_is_idempotent(source, hf_cls_state, official_state):
 def test_unknown_hf_keys_are_kept_and_listed(hf_cls_state):
     state = dict(hf_cls_state)
     state['cvt.encoder.stages.0.something_new.weight'] = torch.zeros(1)
-    result = convert_checkpoint(state)
+    result = convert_checkpoint(state, CVT_CHECKPOINTS)
     assert result.unmapped == ['cvt.encoder.stages.0.something_new.weight']
     assert 'cvt.encoder.stages.0.something_new.weight' in result.state_dict
 
 
 def test_non_cvt_checkpoint_is_rejected_with_its_keys():
     with pytest.raises(CheckpointError, match=r'no CvT tensors.*conv1\.weight'):
-        convert_checkpoint({'conv1.weight': torch.zeros(1), 'fc.bias': torch.zeros(1)})
+        convert_checkpoint({'conv1.weight': torch.zeros(1), 'fc.bias': torch.zeros(1)},
+                           CVT_CHECKPOINTS)
 
 
 def test_missing_prefix_is_rejected(official_state):
     with pytest.raises(CheckpointError, match="prefix 'encoder.'"):
-        convert_checkpoint(official_state, prefix='encoder')
+        convert_checkpoint(official_state, CVT_CHECKPOINTS, prefix='encoder')
 
 
 def test_non_tensor_entries_are_dropped(official_state):
-    result = convert_checkpoint(dict(official_state, _note='hello'))
+    result = convert_checkpoint(dict(official_state, _note='hello'), CVT_CHECKPOINTS)
     assert '_note' in result.dropped_other and '_note' not in result.state_dict
 
 

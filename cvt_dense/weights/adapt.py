@@ -2,11 +2,10 @@
 
 Two kinds of tensor are adapted instead of being rejected:
 
-* ``stage{i}.pos_embed`` (the paper's positional-embedding ablation): resampled bicubically
-  to the model's reference grid. Stored as (1, C, H, W); a (1, H*W, C) token layout with a
-  square grid is accepted too.
-* ``stage0.patch_embed.proj.weight`` when the model's ``in_channels`` is not 3. The RGB
-  kernels W_r, W_g, W_b become, for N input channels,
+* grid-dependent tensors (positional embeddings): resampled to the model's reference grid
+  by the backbone's own rule (``CheckpointSpec.adapt_grid_tensor``);
+* the first conv weight (``CheckpointSpec.input_conv``) when the model's ``in_channels`` is
+  not 3. The RGB kernels W_r, W_g, W_b become, for N input channels,
 
   - N = 1: ``W_r + W_g + W_b``, so a grayscale image g gives exactly the response the RGB
     model gives to the image (g, g, g);
@@ -14,17 +13,13 @@ Two kinds of tensor are adapted instead of being rejected:
     by 3/N: the response to N identical channels equals the RGB response to the gray image,
     and the activation scale stays the one the later layers were trained on.
 """
-import math
-import re
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Tuple
 
 import torch
 
-from ..models.layers import resample_pos_embed
+from .spec import CheckpointSpec
 
-INPUT_CONV_KEY = 'stage0.patch_embed.proj.weight'
-_POS_EMBED_KEY = re.compile(r'^stage\d+\.pos_embed$')
 RGB_CHANNELS = 3
 
 
@@ -33,7 +28,7 @@ class Adaptation:
     """One tensor that was reshaped to fit the model.
 
     Args:
-        key (str): Official name.
+        key (str): Our name.
         source_shape (tuple): Shape in the checkpoint.
         target_shape (tuple): Shape in the model.
         rule (str): What was done.
@@ -46,7 +41,7 @@ class Adaptation:
 
 
 def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
-    """RGB patch-embedding kernel (O, 3, k, k) -> (O, in_channels, k, k), see module doc."""
+    """RGB first-conv kernel (O, 3, k, k) -> (O, in_channels, k, k), see module doc."""
     if weight.dim() != 4 or weight.shape[1] != RGB_CHANNELS:
         raise ValueError(f'expected an RGB conv weight (O, 3, k, k), got shape '
                          f'{tuple(weight.shape)}')
@@ -59,29 +54,27 @@ def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     return out.to(weight.dtype)
 
 
-def pos_embed_as_map(pos_embed: torch.Tensor, channels: int) -> torch.Tensor:
-    """A (1, C, H, W) view of a positional embedding stored as a map or as square tokens."""
-    if pos_embed.dim() == 4 and pos_embed.shape[:2] == (1, channels):
-        return pos_embed
-    if pos_embed.dim() == 3 and pos_embed.shape[0] == 1 and pos_embed.shape[2] == channels:
-        side = math.isqrt(pos_embed.shape[1])
-        if side * side == pos_embed.shape[1]:
-            return pos_embed.transpose(1, 2).reshape(1, channels, side, side)
-    raise ValueError(f'cannot read a positional embedding of shape {tuple(pos_embed.shape)} '
-                     f'as (1, {channels}, H, W) or (1, H*W, {channels}) with a square grid')
+def _adapt_input_conv_to(value: torch.Tensor, target: Tuple[int, ...]):
+    if value.dim() != 4 or value.shape[1] != RGB_CHANNELS \
+            or (value.shape[0], *value.shape[2:]) != (target[0], *target[2:]):
+        return None
+    rule = ('sum of the RGB kernels' if target[1] == 1 else
+            f'mean RGB kernel x 3/{target[1]} on every channel')
+    return adapt_input_conv(value, target[1]), rule
 
 
 def adapt_to_model(state_dict: Mapping[str, torch.Tensor],
-                   model_state: Mapping[str, torch.Tensor]
+                   model_state: Mapping[str, torch.Tensor], spec: CheckpointSpec
                    ) -> Tuple[Dict[str, torch.Tensor], List[Adaptation]]:
-    """Resample positional embeddings and adapt the input conv where shapes differ.
+    """Resample grid-dependent tensors and adapt the input conv where shapes differ.
 
     Tensors whose shape matches, or that cannot be adapted, are returned unchanged (the
     loader reports the remaining mismatches).
 
     Args:
-        state_dict (Mapping): Checkpoint tensors under official names.
+        state_dict (Mapping): Checkpoint tensors under our names.
         model_state (Mapping): The model's ``state_dict()`` (only shapes are used).
+        spec (CheckpointSpec): The backbone's description (first conv, grid rule).
 
     Returns:
         tuple: (new state dict, list of :class:`Adaptation`).
@@ -93,20 +86,11 @@ def adapt_to_model(state_dict: Mapping[str, torch.Tensor],
         target = tuple(model_state[key].shape)
         if tuple(value.shape) == target:
             continue
-        new, rule = None, None
-        if key == INPUT_CONV_KEY and value.dim() == 4 and value.shape[1] == RGB_CHANNELS \
-                and (value.shape[0], *value.shape[2:]) == (target[0], *target[2:]):
-            new = adapt_input_conv(value, target[1])
-            rule = ('sum of the RGB kernels' if target[1] == 1 else
-                    f'mean RGB kernel x 3/{target[1]} on every channel')
-        elif _POS_EMBED_KEY.match(key) and len(target) == 4:
-            try:
-                grid = pos_embed_as_map(value, target[1])
-            except ValueError:
-                continue
-            new = resample_pos_embed(grid, target[2:])
-            rule = f'bicubic resampling {tuple(grid.shape[2:])} -> {target[2:]}'
-        if new is not None:
-            out[key] = new
+        if key == spec.input_conv:
+            adapted = _adapt_input_conv_to(value, target)
+        else:
+            adapted = spec.adapt_grid_tensor(key, value, model_state[key])
+        if adapted is not None:
+            out[key], rule = adapted
             done.append(Adaptation(key, tuple(value.shape), target, rule))
     return out, done

@@ -1,9 +1,10 @@
-"""Adapting grid- and channel-dependent tensors."""
+"""Adapting grid- and channel-dependent tensors (CvT's description drives the shared rules)."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from cvt_dense.weights import adapt_input_conv, adapt_to_model, pos_embed_as_map
+from cvt_dense.models.backbones.cvt_checkpoint import CVT_CHECKPOINTS, pos_embed_as_map
+from cvt_dense.weights import adapt_input_conv, adapt_to_model
 
 KERNEL_ARGS = dict(stride=4, padding=2)
 
@@ -65,7 +66,7 @@ def test_adapt_to_model_resamples_pos_embed_and_input_conv(rgb_kernel):
     model = {'stage2.pos_embed': torch.zeros(1, 8, 10, 12),
              'stage0.patch_embed.proj.weight': torch.zeros(8, 1, 7, 7),
              'stage0.patch_embed.proj.bias': torch.zeros(8)}
-    out, done = adapt_to_model(ckpt, model)
+    out, done = adapt_to_model(ckpt, model, CVT_CHECKPOINTS)
     expected = F.interpolate(pos, size=(10, 12), mode='bicubic', align_corners=False)
     torch.testing.assert_close(out['stage2.pos_embed'], expected)
     torch.testing.assert_close(out['stage0.patch_embed.proj.weight'], rgb_kernel.sum(1, True))
@@ -82,6 +83,6 @@ def test_adapt_to_model_leaves_unfixable_shapes_alone(rgb_kernel):
     model = {'stage0.patch_embed.proj.weight': torch.zeros(16, 1, 7, 7),
              'stage1.pos_embed': torch.zeros(1, 12, 7, 7),
              'stage1.blocks.0.mlp.fc1.weight': torch.zeros(8, 2)}
-    out, done = adapt_to_model(ckpt, model)
+    out, done = adapt_to_model(ckpt, model, CVT_CHECKPOINTS)
     assert done == []
     assert all(out[k] is ckpt[k] for k in ckpt)

@@ -1,0 +1,79 @@
+"""ConViT's checkpoints as the shared loader sees them.
+
+The official release (facebookresearch/convit, ``{'model': state_dict}``) and timm's
+``convit_{tiny,small,base}.fb_in1k`` (``.safetensors``, ``.bin``, ``.pth``) use the same
+names, which are ours too: nothing is renamed. ``pos_embed`` is (1, H*W, C) on the square
+grid of the pretraining size (14 x 14 for 224 inputs).
+"""
+import math
+import re
+from typing import Collection, Mapping, Optional
+
+import torch
+from timm.layers import resample_abs_pos_embed
+
+from ...weights import ArchGuess, CheckpointSpec, register_spec
+from .convit_arch import ARCH_SETTINGS, DEFAULTS
+
+CLASSIFIER_ONLY_PREFIXES = ('head.', 'norm.')
+INPUT_CONV_KEY = 'patch_embed.proj.weight'
+POS_EMBED_KEY = 'pos_embed'
+# A gating parameter is what tells GPSA blocks (ConViT) from plain ViT blocks.
+_GPSA_KEY = re.compile(r'^blocks\.(\d+)\.attn\.gating_param$')
+_BLOCK_KEY = re.compile(r'^blocks\.(\d+)\.')
+
+
+def detect_format(keys: Collection[str]) -> Optional[str]:
+    """'official' (official / timm, with classifier), 'cvt_dense' (backbone only) or None."""
+    keys = list(keys)
+    if INPUT_CONV_KEY not in keys or not any(_GPSA_KEY.match(k) for k in keys):
+        return None
+    return 'official' if any(k.startswith(CLASSIFIER_ONLY_PREFIXES) for k in keys) \
+        else 'cvt_dense'
+
+
+def guess_arch(state_dict: Mapping[str, torch.Tensor]) -> ArchGuess:
+    """Width, heads, depth, GPSA blocks and input channels read from a state dict."""
+    conv = state_dict.get(INPUT_CONV_KEY)
+    dims, in_channels = (None, None) if conv is None else (int(conv.shape[0]),
+                                                           int(conv.shape[1]))
+    depth = len({m.group(1) for k in state_dict for m in [_BLOCK_KEY.match(k)] if m})
+    gpsa = sorted(int(m.group(1)) for k in state_dict for m in [_GPSA_KEY.match(k)] if m)
+    heads = int(state_dict[f'blocks.{gpsa[0]}.attn.gating_param'].shape[0]) if gpsa else None
+    preset = next((name for name, arch in ARCH_SETTINGS.items()
+                   if (arch['embed_dims'], arch['num_heads']) == (dims, heads)
+                   and (depth, len(gpsa)) == (DEFAULTS['depth'], DEFAULTS['local_up_to_layer'])),
+                  None)
+    return ArchGuess(preset, f'embed_dims {dims}, num_heads {heads}, depth {depth}, '
+                             f'local_up_to_layer {len(gpsa)}, in_channels {in_channels}')
+
+
+def _square_side(tokens: int) -> Optional[int]:
+    side = math.isqrt(tokens)
+    return side if side * side == tokens else None
+
+
+def adapt_pos_embed(key: str, value: torch.Tensor, target: torch.Tensor):
+    """A (1, S*S, C) ``pos_embed`` resampled bicubically (timm's rule) to the model's
+    square (1, T*T, C) reference grid."""
+    if key != POS_EMBED_KEY or value.dim() != 3 or target.dim() != 3 \
+            or value.shape[2] != target.shape[2]:
+        return None
+    source, size = _square_side(value.shape[1]), _square_side(target.shape[1])
+    if source is None or size is None:
+        return None
+    resampled = resample_abs_pos_embed(value, new_size=(size, size), old_size=(source, source),
+                                       num_prefix_tokens=0)
+    return resampled, f'bicubic resampling ({source}, {source}) -> ({size}, {size})'
+
+
+CONVIT_CHECKPOINTS = register_spec(CheckpointSpec(
+    backbone='ConViT',
+    detect_format=detect_format,
+    to_model_key=lambda key, fmt: key,
+    classifier_prefixes=CLASSIFIER_ONLY_PREFIXES,
+    input_conv=INPUT_CONV_KEY,
+    guess_arch=guess_arch,
+    adapt_grid_tensor=adapt_pos_embed,
+    new_in_dense=(r'out_norm\d+\.',),
+))
