@@ -27,14 +27,6 @@ def build(cls, **overrides):
     return model
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_every_registered_backbone_is_covered():
     assert {cls.__name__ for cls in BACKBONES} == set(SMALL_CONFIGS)
 
@@ -142,3 +134,15 @@ def test_init_cfg_loads_our_own_checkpoint_with_a_report(cls, tmp_path):
     with torch.no_grad():
         for a, b in zip(model.eval()(x), source(x)):
             torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize('cls', BACKBONES, ids=lambda c: c.__name__)
+def test_bf16_autocast_stays_close_to_fp32(cls):
+    model = build(cls).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            low = model(x)
+    for a, b in zip(ref, low):
+        assert (a - b.float()).abs().max() < 0.1 * a.abs().max()

@@ -12,14 +12,6 @@ from cvt_dense.weights import (CheckpointError, CheckpointMismatchError, PickleN
 from hf_oracle import TINY_ARCH
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
 def source():
     return timm_convit(**timm_tiny_kwargs(), seed=5)

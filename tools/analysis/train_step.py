@@ -1,0 +1,94 @@
+"""Time and peak memory of whole-model training steps of a detection or segmentation config,
+on synthetic data of a chosen size (no dataset needed).
+
+    python tools/analysis/train_step.py configs/maskrcnn_convit_small_coco.py --shape 800 1344
+    python tools/analysis/train_step.py configs/upernet_convit_small_ade20k.py --shape 512 512
+
+Each step is forward + backward + optimizer step of the config's model and optimizer, with
+random weights (``init_cfg`` is dropped) on a batch of random images with a few random
+boxes and masks (detection) or a random label map (segmentation).
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # runnable from a checkout
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('--shape', type=int, nargs=2, default=(800, 1344), metavar=('H', 'W'))
+    parser.add_argument('--batch', type=int, default=1)
+    parser.add_argument('--steps', type=int, default=2, help='timed steps after one warm-up')
+    return parser.parse_args(argv)
+
+
+def synthetic_batch(scope: str, shape, batch: int, num_classes: int):
+    import torch
+    height, width = shape
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(torch.randint(0, 256, (3, height, width), dtype=torch.uint8))
+        meta = dict(img_shape=(height, width), ori_shape=(height, width), pad_shape=shape,
+                    scale_factor=(1., 1.))
+        if scope == 'mmdet':
+            from mmdet.structures import DetDataSample
+            from mmdet.structures.mask import BitmapMasks
+            from mmengine.structures import InstanceData
+            boxes = torch.tensor([[0.1, 0.1, 0.4, 0.5], [0.5, 0.3, 0.9, 0.8]]) * torch.tensor(
+                [width, height, width, height])
+            masks = torch.zeros(2, height, width, dtype=torch.uint8)
+            for mask, (x1, y1, x2, y2) in zip(masks, boxes.int().tolist()):
+                mask[y1:y2, x1:x2] = 1
+            sample = DetDataSample(metainfo=meta)
+            sample.gt_instances = InstanceData(bboxes=boxes, labels=torch.tensor([0, 1]),
+                                               masks=BitmapMasks(masks.numpy(), height, width))
+        else:
+            from mmengine.structures import PixelData
+            from mmseg.structures import SegDataSample
+            sample = SegDataSample(metainfo=meta)
+            sample.gt_sem_seg = PixelData(
+                data=torch.randint(0, num_classes, (1, height, width)))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def read_peak_rss_gb() -> float:
+    with open('/proc/self/status') as f:
+        return next(int(line.split()[1]) for line in f if line.startswith('VmHWM:')) / 1e6
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import init_default_scope
+
+    import cvt_dense  # noqa: F401  (registers the backbones)
+    cfg = Config.fromfile(args.config)
+    init_default_scope(cfg.default_scope)
+    registry = __import__(f'{cfg.default_scope}.registry', fromlist=['MODELS']).MODELS
+    cfg.model.backbone.pop('init_cfg', None)
+    model = registry.build(cfg.model)
+    model.init_weights()
+    model.train()
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    head = cfg.model.get('decode_head') or cfg.model.roi_head.bbox_head
+    data = synthetic_batch(cfg.default_scope, tuple(args.shape), args.batch, head.num_classes)
+    times = []
+    for step in range(args.steps + 1):
+        start = time.perf_counter()
+        model.train_step(data, optim_wrapper)
+        if step:  # the first step is the warm-up
+            times.append(time.perf_counter() - start)
+    print(f'{os.path.basename(args.config)}: {args.batch} x {args.shape[0]}x{args.shape[1]}, '
+          f'train step {statistics.median(times):.2f} s (median of {args.steps}), '
+          f'peak RSS {read_peak_rss_gb():.2f} GB')
+
+
+if __name__ == '__main__':
+    main()
