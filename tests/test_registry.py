@@ -70,6 +70,7 @@ def test_registration_is_idempotent():
 # installed (the same ModuleNotFoundError), whatever sys.path holds.
 BLOCK_IMPORTS = textwrap.dedent('''
     import importlib.abc
+    import json
     import sys
 
     class NotInstalled(importlib.abc.MetaPathFinder):
@@ -90,10 +91,14 @@ BLOCK_IMPORTS = textwrap.dedent('''
         except ModuleNotFoundError:
             return True
         return False
+
+    def report(**fields):
+        """Print the fields and proof of the blocking as the last line, in JSON."""
+        print(json.dumps(dict(fields, blocked_unimportable=[unimportable(n) for n in BLOCKED],
+                              blocked_loaded=[n for n in BLOCKED if n in sys.modules])))
 ''')
 
 BUILD_WITH_OTHER_LIBRARY = BLOCK_IMPORTS + textwrap.dedent('''
-    import json
     import torch
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
@@ -102,34 +107,31 @@ BUILD_WITH_OTHER_LIBRARY = BLOCK_IMPORTS + textwrap.dedent('''
     init_default_scope(cfg.default_scope)
     MODELS = __import__(f'{cfg.default_scope}.registry', fromlist=['MODELS']).MODELS
     model = MODELS.build(cfg.model).eval()
-    print(json.dumps(dict(
-        blocked_unimportable=[unimportable(name) for name in BLOCKED],
-        blocked_loaded=[name for name in BLOCKED if name in sys.modules],
-        registered=MODELS.module_dict.get('CvT') is cvt_dense.models.CvT,
-        model=f'{type(model).__module__}.{type(model).__name__}',
-        shape=list(model(torch.randn(1, 3, 32, 32))[-1].shape))))
+    report(registered=MODELS.module_dict.get('CvT') is cvt_dense.models.CvT,
+           model=f'{type(model).__module__}.{type(model).__name__}',
+           shape=list(model(torch.randn(1, 3, 32, 32))[-1].shape))
 ''')
 
 PLAIN_PYTORCH = BLOCK_IMPORTS + textwrap.dedent('''
-    import json
     import torch
     import cvt_dense
     from cvt_dense.models import CvT
     model = CvT(arch=json.loads(sys.argv[2]))
     outs = model.eval()(torch.randn(1, 3, 32, 32))
-    print(json.dumps(dict(
-        blocked_unimportable=[unimportable(name) for name in BLOCKED],
-        blocked_loaded=[name for name in BLOCKED if name in sys.modules],
-        registries=[r.scope for r in cvt_dense.registry.installed_model_registries()],
-        shapes=[list(out.shape) for out in outs])))
+    report(registries=[r.scope for r in cvt_dense.registry.installed_model_registries()],
+           shapes=[list(out.shape) for out in outs])
 ''')
 
 
-def run_json(script, *args):
-    result = subprocess.run([sys.executable, '-c', script, *args], capture_output=True,
-                            text=True)
+def run_blocked(script, blocked, *args):
+    """Run ``script`` with ``blocked`` unimportable; its report, checked that they were."""
+    result = subprocess.run([sys.executable, '-c', script, ','.join(blocked), *args],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report.pop('blocked_unimportable') == [True] * len(blocked)
+    assert report.pop('blocked_loaded') == []
+    return report
 
 
 @pytest.mark.parametrize('blocked,scope', [('mmdet', 'mmseg'), ('mmseg', 'mmdet')])
@@ -141,18 +143,14 @@ def test_one_library_alone(tmp_path, blocked, scope):
         custom_imports = dict(imports=['cvt_dense'], allow_failed_imports=False)
         model = dict(type='CvT', arch={TINY_ARCH!r})
     '''))
-    report = run_json(BUILD_WITH_OTHER_LIBRARY, blocked, str(config))
-    assert report['blocked_unimportable'] == [True]
-    assert report['blocked_loaded'] == []
+    report = run_blocked(BUILD_WITH_OTHER_LIBRARY, [blocked], str(config))
     assert report['registered'] is True  # in the library's own MODELS, not only the root
     assert report['model'] == 'cvt_dense.models.backbones.cvt.CvT'
     assert report['shape'] == [1, 24, 2, 2]
 
 
 def test_neither_library_plain_pytorch():
-    report = run_json(PLAIN_PYTORCH, 'mmdet,mmseg', json.dumps(TINY_ARCH))
-    assert report['blocked_unimportable'] == [True, True]
-    assert report['blocked_loaded'] == []
+    report = run_blocked(PLAIN_PYTORCH, ['mmdet', 'mmseg'], json.dumps(TINY_ARCH))
     assert report['registries'] == ['mmengine']
     assert report['shapes'] == [[1, 8, 8, 8], [1, 16, 4, 4], [1, 24, 2, 2]]
 
