@@ -9,6 +9,7 @@ downstream registry falls back to. With neither library installed the models are
 PyTorch modules; the model modules themselves never import mmdet or mmseg.
 """
 import importlib
+import sys
 from typing import List
 
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -24,17 +25,29 @@ DOWNSTREAM_LIBRARIES = ('mmdet', 'mmseg')
 def installed_model_registries() -> List[Registry]:
     """``MODELS`` of every installed downstream library, then mmengine's root ``MODELS``.
 
-    A library that is not installed is skipped. One that is installed but fails to import
-    (e.g. a dependency of its own is missing, or it refuses the installed mmcv) raises: the
-    error is the library's, not hidden.
+    A library that is not installed (or hidden with ``sys.modules[name] = None``) is
+    skipped. One that is installed but fails to import (e.g. a dependency of its own is
+    missing, or it refuses the installed mmcv) raises: the error is the library's, not
+    hidden.
+
+    Raises:
+        ImportError: A library is installed in a version without ``<library>.registry``
+            (mmdet 2.x, mmseg 0.x).
     """
     registries = []
     for library in DOWNSTREAM_LIBRARIES:
         try:
             registries.append(importlib.import_module(f'{library}.registry').MODELS)
         except ModuleNotFoundError as err:
-            if err.name != library:
-                raise
+            if err.name == library or sys.modules.get(library, False) is None:
+                continue
+            if err.name == f'{library}.registry':
+                version = getattr(sys.modules.get(library), '__version__', 'unknown')
+                raise ImportError(
+                    f'{library} {version} is installed but has no {library}.registry: '
+                    f'cvt_dense needs the mmengine-based releases (mmdet 3.x, '
+                    f'mmsegmentation 1.x)') from err
+            raise
     return registries + [MMENGINE_MODELS]
 
 

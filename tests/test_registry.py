@@ -163,6 +163,26 @@ def test_library_not_installed_is_skipped(monkeypatch):
     assert toolkit_registry.installed_model_registries() == [MODELS, ROOT]
 
 
+def test_library_hidden_in_sys_modules_is_skipped(monkeypatch):
+    """``sys.modules[name] = None``, the usual way to hide a package, reads as not installed."""
+    monkeypatch.setitem(sys.modules, 'mmseg', None)
+    monkeypatch.setitem(sys.modules, 'mmseg.registry', None)  # imported by this process
+    from mmdet.registry import MODELS
+    from mmengine.registry import MODELS as ROOT
+    assert toolkit_registry.installed_model_registries() == [MODELS, ROOT]
+
+
+def test_library_without_registry_names_the_versions_needed(tmp_path, monkeypatch):
+    package = tmp_path / 'cvt_dense_old_library'
+    package.mkdir()
+    (package / '__init__.py').write_text("__version__ = '2.28.2'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(toolkit_registry, 'DOWNSTREAM_LIBRARIES', ('cvt_dense_old_library',))
+    with pytest.raises(ImportError, match=r'cvt_dense_old_library 2\.28\.2 is installed but '
+                       r'has no cvt_dense_old_library\.registry.*mmdet 3\.x'):
+        toolkit_registry.installed_model_registries()
+
+
 def test_broken_library_is_not_hidden(tmp_path, monkeypatch):
     """An installed library that fails to import raises its own error, not a silent skip."""
     package = tmp_path / 'cvt_dense_broken_library'
