@@ -5,11 +5,14 @@
 #   make test   install what is missing, then run the whole test suite
 # Everything lives in the project-local virtual environment .venv; a second run of either
 # command installs nothing (the stamp file is newer than every requirements file).
+# Every install step takes its exact versions from requirements/constraints.txt, the one
+# place of pins; the other requirements files (and setup.py) hold compatible ranges.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
+INSTALL := $(PIP) install -c requirements/constraints.txt
 STAMP  := $(VENV)/.cvt_dense-installed
 PYTEST_ARGS ?=
 BACKBONE ?= cvt
@@ -24,12 +27,12 @@ MMCV_PIP  := $(if $(HAVE_CUDA),--no-cache-dir)
 
 install: $(STAMP)
 
-$(STAMP): setup.py requirements/build.txt requirements/mmcv.txt requirements/runtime.txt requirements/tests.txt
+$(STAMP): setup.py $(wildcard requirements/*.txt)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -r requirements/build.txt
-	@echo "Building mmcv 2.1.0 with ops if no cached wheel exists (~9 min on 2 cores, once)"
-	$(MMCV_ENV) $(PIP) install --no-build-isolation $(MMCV_PIP) -r requirements/mmcv.txt
-	$(PIP) install --no-build-isolation -e '.[tests]'
+	$(INSTALL) -r requirements/build.txt
+	@echo "Building mmcv with ops if no cached wheel exists (~9 min on 2 cores, once)"
+	$(MMCV_ENV) $(INSTALL) --no-build-isolation $(MMCV_PIP) -r requirements/mmcv.txt
+	$(INSTALL) --no-build-isolation -e '.[det,seg,tests]'
 	$(PY) -m cvt_dense.env
 	touch $(STAMP)
 

@@ -9,7 +9,8 @@ from importlib import metadata
 PACKAGES = ('torch', 'torchvision', 'mmcv', 'mmengine', 'mmdet', 'mmsegmentation', 'timm',
             'numpy', 'pycocotools', 'cvt_dense')
 REBUILD_MMCV = ('MMCV_WITH_OPS=1 {force_cuda}.venv/bin/pip install --no-build-isolation '
-                '--no-cache-dir --force-reinstall --no-deps -r requirements/mmcv.txt')
+                '--no-cache-dir --force-reinstall --no-deps -c requirements/constraints.txt '
+                '-r requirements/mmcv.txt')
 
 
 def package_versions() -> dict:

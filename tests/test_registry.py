@@ -1,4 +1,6 @@
-"""`custom_imports=['cvt_dense']` makes CvT buildable from mmdet and mmseg configs."""
+"""`custom_imports=['cvt_dense']` makes CvT buildable from mmdet and mmseg configs, with
+either library, both, or neither installed."""
+import json
 import subprocess
 import sys
 import textwrap
@@ -7,7 +9,10 @@ import pytest
 import torch
 
 import cvt_dense  # noqa: F401
+from cvt_dense import registry as toolkit_registry
 from cvt_dense.models import CvT
+
+TINY_ARCH = dict(embed_dims=[8, 16, 24], num_heads=[1, 2, 3], depths=[1, 1, 1])
 
 SCRIPT = textwrap.dedent('''
     import sys
@@ -40,9 +45,8 @@ def test_custom_imports_registers_backbone(tmp_path, scope):
 @pytest.mark.parametrize('registry_module', ['mmdet.registry', 'mmseg.registry'])
 def test_registered_in_both_registries(registry_module):
     registry = __import__(registry_module, fromlist=['MODELS']).MODELS
-    assert registry.get('CvT') is CvT
-    model = registry.build(dict(type='CvT', arch=dict(embed_dims=[8, 16, 24], num_heads=[1, 2, 3],
-                                                      depths=[1, 1, 1]))).eval()
+    assert registry.module_dict['CvT'] is CvT  # its own, not only the parent it falls back to
+    model = registry.build(dict(type='CvT', arch=TINY_ARCH)).eval()
     assert model(torch.randn(1, 3, 32, 32))[2].shape == (1, 24, 2, 2)
 
 
@@ -52,8 +56,7 @@ def test_builds_whatever_the_current_default_scope(scope):
     from mmdet.registry import MODELS
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope(scope):
-        model = MODELS.build(dict(type='CvT', arch=dict(embed_dims=[8, 16, 24],
-                                                        num_heads=[1, 2, 3], depths=[1, 1, 1])))
+        model = MODELS.build(dict(type='CvT', arch=TINY_ARCH))
     assert isinstance(model, CvT)
 
 
@@ -61,3 +64,133 @@ def test_registration_is_idempotent():
     from mmdet.registry import MODELS
     cvt_dense.register_all_modules()
     assert MODELS.get('CvT') is CvT
+
+
+# Run first in a subprocess: the listed top-level packages then import as if they were not
+# installed (the same ModuleNotFoundError), whatever sys.path holds.
+BLOCK_IMPORTS = textwrap.dedent('''
+    import importlib.abc
+    import json
+    import sys
+
+    class NotInstalled(importlib.abc.MetaPathFinder):
+        def __init__(self, names):
+            self.names = set(names)
+
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname.split('.')[0] in self.names:
+                raise ModuleNotFoundError(f'No module named {fullname!r}', name=fullname)
+            return None
+
+    BLOCKED = sys.argv[1].split(',')
+    sys.meta_path.insert(0, NotInstalled(BLOCKED))
+
+    def unimportable(name):
+        try:
+            __import__(name)
+        except ModuleNotFoundError:
+            return True
+        return False
+
+    def report(**fields):
+        """Print the fields and proof of the blocking as the last line, in JSON."""
+        print(json.dumps(dict(fields, blocked_unimportable=[unimportable(n) for n in BLOCKED],
+                              blocked_loaded=[n for n in BLOCKED if n in sys.modules])))
+''')
+
+BUILD_WITH_OTHER_LIBRARY = BLOCK_IMPORTS + textwrap.dedent('''
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(sys.argv[2])  # custom_imports: import cvt_dense
+    import cvt_dense
+    init_default_scope(cfg.default_scope)
+    MODELS = __import__(f'{cfg.default_scope}.registry', fromlist=['MODELS']).MODELS
+    model = MODELS.build(cfg.model).eval()
+    report(registered=MODELS.module_dict.get('CvT') is cvt_dense.models.CvT,
+           model=f'{type(model).__module__}.{type(model).__name__}',
+           shape=list(model(torch.randn(1, 3, 32, 32))[-1].shape))
+''')
+
+PLAIN_PYTORCH = BLOCK_IMPORTS + textwrap.dedent('''
+    import torch
+    import cvt_dense
+    from cvt_dense.models import CvT
+    model = CvT(arch=json.loads(sys.argv[2]))
+    outs = model.eval()(torch.randn(1, 3, 32, 32))
+    report(registries=[r.scope for r in cvt_dense.registry.installed_model_registries()],
+           shapes=[list(out.shape) for out in outs])
+''')
+
+
+def run_blocked(script, blocked, *args):
+    """Run ``script`` with ``blocked`` unimportable; its report, checked that they were."""
+    result = subprocess.run([sys.executable, '-c', script, ','.join(blocked), *args],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report.pop('blocked_unimportable') == [True] * len(blocked)
+    assert report.pop('blocked_loaded') == []
+    return report
+
+
+@pytest.mark.parametrize('blocked,scope', [('mmdet', 'mmseg'), ('mmseg', 'mmdet')])
+def test_one_library_alone(tmp_path, blocked, scope):
+    """With mmdet (resp. mmseg) not installed, `custom_imports` still works for the other."""
+    config = tmp_path / 'cfg.py'
+    config.write_text(textwrap.dedent(f'''
+        default_scope = '{scope}'
+        custom_imports = dict(imports=['cvt_dense'], allow_failed_imports=False)
+        model = dict(type='CvT', arch={TINY_ARCH!r})
+    '''))
+    report = run_blocked(BUILD_WITH_OTHER_LIBRARY, [blocked], str(config))
+    assert report['registered'] is True  # in the library's own MODELS, not only the root
+    assert report['model'] == 'cvt_dense.models.backbones.cvt.CvT'
+    assert report['shape'] == [1, 24, 2, 2]
+
+
+def test_neither_library_plain_pytorch():
+    report = run_blocked(PLAIN_PYTORCH, ['mmdet', 'mmseg'], json.dumps(TINY_ARCH))
+    assert report['registries'] == ['mmengine']
+    assert report['shapes'] == [[1, 8, 8, 8], [1, 16, 4, 4], [1, 24, 2, 2]]
+
+
+def test_library_not_installed_is_skipped(monkeypatch):
+    monkeypatch.setattr(toolkit_registry, 'DOWNSTREAM_LIBRARIES',
+                        ('mmdet', 'cvt_dense_no_such_library'))
+    from mmdet.registry import MODELS
+    from mmengine.registry import MODELS as ROOT
+    assert toolkit_registry.installed_model_registries() == [MODELS, ROOT]
+
+
+def test_library_hidden_in_sys_modules_is_skipped(monkeypatch):
+    """``sys.modules[name] = None``, the usual way to hide a package, reads as not installed."""
+    monkeypatch.setitem(sys.modules, 'mmseg', None)
+    monkeypatch.setitem(sys.modules, 'mmseg.registry', None)  # imported by this process
+    from mmdet.registry import MODELS
+    from mmengine.registry import MODELS as ROOT
+    assert toolkit_registry.installed_model_registries() == [MODELS, ROOT]
+
+
+def test_library_without_registry_names_the_versions_needed(tmp_path, monkeypatch):
+    package = tmp_path / 'cvt_dense_old_library'
+    package.mkdir()
+    (package / '__init__.py').write_text("__version__ = '2.28.2'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(toolkit_registry, 'DOWNSTREAM_LIBRARIES', ('cvt_dense_old_library',))
+    with pytest.raises(ImportError, match=r'cvt_dense_old_library 2\.28\.2 is installed but '
+                       r'has no cvt_dense_old_library\.registry.*mmdet 3\.x'):
+        toolkit_registry.installed_model_registries()
+
+
+def test_broken_library_is_not_hidden(tmp_path, monkeypatch):
+    """An installed library that fails to import raises its own error, not a silent skip."""
+    package = tmp_path / 'cvt_dense_broken_library'
+    package.mkdir()
+    (package / '__init__.py').write_text('')
+    (package / 'registry.py').write_text('import cvt_dense_missing_dependency\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(toolkit_registry, 'DOWNSTREAM_LIBRARIES', ('cvt_dense_broken_library',))
+    with pytest.raises(ModuleNotFoundError) as err:
+        toolkit_registry.installed_model_registries()
+    assert err.value.name == 'cvt_dense_missing_dependency'
