@@ -25,14 +25,6 @@ def parse_size(text):
     return h, w
 
 
-def read_status_kb(field):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{field} not in /proc/self/status')
-
-
 def build(impl):
     if impl == 'cvt_dense':
         from cvt_dense.models import CvT
@@ -58,6 +50,7 @@ def worker(impl, size, repeats, bf16):
 
     import torch
 
+    from cvt_dense.analysis.benchmark import proc_status_kb, reset_peak_memory
     from cvt_dense.models.complexity import count_macs
     model = build(impl)
     x = torch.randn(1, 3, *size)
@@ -65,15 +58,14 @@ def worker(impl, size, repeats, bf16):
     ctx = (torch.autocast('cpu', dtype=torch.bfloat16) if bf16 else contextlib.nullcontext())
     with torch.inference_mode(), ctx:
         model(torch.randn(1, 3, 224, 224))  # warm-up
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')  # reset the peak-RSS counter to the current RSS
-        base_kb = read_status_kb('VmRSS')
+        reset_peak_memory(x.device)  # the peak-RSS counter starts at the current RSS
+        base_kb = proc_status_kb('VmRSS')
         times = []
         for _ in range(repeats):
             t = time.perf_counter()
             model(x)
             times.append(time.perf_counter() - t)
-    peak_kb = read_status_kb('VmHWM')
+    peak_kb = proc_status_kb('VmHWM')
     return dict(impl=impl, size=size, bf16=bf16, latency_s=statistics.median(times),
                 peak_rss_gb=peak_kb / 1e6, forward_extra_gb=(peak_kb - base_kb) / 1e6,
                 gmacs=macs / 1e9)
