@@ -30,5 +30,5 @@ setup(
     # same files; listing them here keeps pip from swapping them for other builds later.
     install_requires=(read_requirements('build')[:2] + read_requirements('mmcv')
                       + read_requirements('runtime')),
-    extras_require={'tests': read_requirements('tests')},
+    extras_require={'tests': read_requirements('tests'), 'onnx': read_requirements('onnx')},
 )
