@@ -4,17 +4,28 @@ mmdet's and mmseg's own ``get_flops.py`` read a batch from the real validation d
 here a batch of the chosen size is made up (random pixels plus the metadata the model's
 ``test_step`` reads), so no dataset has to exist on disk.
 """
+import argparse
 import importlib
 import os.path as osp
 from typing import Optional, Sequence, Tuple
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 from ..engine.task import task_of
 
 # Used when the test pipeline fixes no size (the demo configs keep each image's own size).
 FALLBACK_SHAPE = (224, 224)
+
+
+def add_model_args(parser: argparse.ArgumentParser, shape_help: Optional[str] = None):
+    """Add the analysis tools' shared options: ``--cfg-options`` and, with ``shape_help``,
+    ``--shape H W``."""
+    if shape_help:
+        parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'), help=shape_help)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='override config entries (as in tools/train.py)')
+    return parser
 
 
 def read_config(path: str, cfg_options: Optional[dict] = None) -> Config:

@@ -14,19 +14,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # cvt_dense without install
 
-from mmengine.config import DictAction  # noqa: E402
-
 from cvt_dense.analysis.benchmark import AMP_DTYPES, benchmark_model  # noqa: E402
-from cvt_dense.analysis.builder import (build_model, config_test_shape,  # noqa: E402
-                                        read_config, synthetic_batch)
+from cvt_dense.analysis.builder import (add_model_args, build_model,  # noqa: E402
+                                        config_test_shape, read_config, synthetic_batch)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='mmdet or mmseg config file')
     parser.add_argument('checkpoint', nargs='?', help='checkpoint (default: random init)')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
-                        help='image size (default: the config\'s test size)')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=10, help='timed passes')
     parser.add_argument('--warmup', type=int, default=2, help='untimed passes first')
@@ -35,8 +31,7 @@ def parse_args(argv=None):
     parser.add_argument('--amp', choices=sorted(AMP_DTYPES),
                         help='autocast: the whole model on a GPU, the backbone on a CPU')
     parser.add_argument('--threads', type=int, help='torch CPU threads')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config entries (as in tools/train.py)')
+    add_model_args(parser, shape_help='image size (default: the config\'s test size)')
     return parser.parse_args(argv)
 
 

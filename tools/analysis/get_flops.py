@@ -14,20 +14,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # cvt_dense without install
 
-from mmengine.config import DictAction  # noqa: E402
-
-from cvt_dense.analysis.builder import (build_model, config_test_shape,  # noqa: E402
-                                        read_config, synthetic_batch)
+from cvt_dense.analysis.builder import (add_model_args, build_model,  # noqa: E402
+                                        config_test_shape, read_config, synthetic_batch)
 from cvt_dense.analysis.complexity import format_table, model_complexity  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='mmdet or mmseg config file')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
-                        help='input image size (default: the config\'s test size)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config entries (as in tools/train.py)')
+    add_model_args(parser, shape_help='input image size (default: the config\'s test size)')
     return parser.parse_args(argv)
 
 

@@ -16,11 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # cvt_dense without install
 
-from mmengine.config import DictAction  # noqa: E402
-
 from cvt_dense.analysis.attention_maps import (check_point, draw_attention,  # noqa: E402
                                                last_layer_per_stage, query_attention)
-from cvt_dense.analysis.builder import build_model, make_batch, read_config  # noqa: E402
+from cvt_dense.analysis.builder import (add_model_args, build_model,  # noqa: E402
+                                        make_batch, read_config)
 
 
 def parse_args(argv=None):
@@ -35,8 +34,7 @@ def parse_args(argv=None):
                         help='also draw every head of each layer')
     parser.add_argument('--all-layers', action='store_true',
                         help='every attention layer, not only the last of each stage')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config entries (as in tools/train.py)')
+    add_model_args(parser)
     return parser.parse_args(argv)
 
 

@@ -14,9 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # cvt_dense without install
 
-from mmengine.config import DictAction  # noqa: E402
-
-from cvt_dense.analysis.builder import build_model, read_config  # noqa: E402
+from cvt_dense.analysis.builder import add_model_args, build_model, read_config  # noqa: E402
 from cvt_dense.deploy import export_backbone_onnx, verify_onnx  # noqa: E402
 
 TOLERANCE = 1e-4
@@ -35,8 +33,7 @@ def parse_args(argv=None):
                         help='compare onnxruntime with PyTorch at other sizes')
     parser.add_argument('--verify-shapes', type=int, nargs='+', metavar='N H W',
                         help=f'inputs for --verify, as N H W triples (default {VERIFY_SHAPES})')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config entries (as in tools/train.py)')
+    add_model_args(parser)
     args = parser.parse_args(argv)
     if args.verify_shapes is not None and len(args.verify_shapes) % 3:
         parser.error(f'--verify-shapes takes N H W triples, got {args.verify_shapes}')
