@@ -130,8 +130,12 @@ def plot_curves(runs: Dict[str, Sequence[dict]], keys: Sequence[str], out_file: 
         if not any(xs for xs, _ in by_run.values()):
             present = sorted({k for records in runs.values() for k in available_keys(records)})
             raise KeyError(f'no run logged {key!r}; logged keys: {present}')
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.8), squeeze=False)
-    for ax, (key, by_run) in zip(axes[0], curves.items()):
+    cols = min(3, len(keys))
+    rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.axis('off')
+    for ax, (key, by_run) in zip(axes.flat, curves.items()):
         for label, (xs, ys) in by_run.items():
             if xs:
                 ax.plot(xs, ys, label=label, marker='o' if len(xs) < 30 else None,
