@@ -18,7 +18,7 @@ INPUT_NAME = 'image'
 STANDARD_DOMAINS = ('', 'ai.onnx')
 
 
-def output_names(num_outputs: int) -> List[str]:
+def _output_names(num_outputs: int) -> List[str]:
     return [f'level{i}' for i in range(num_outputs)]
 
 
@@ -40,7 +40,7 @@ def export_backbone_onnx(backbone: torch.nn.Module, out_file: str,
     outputs = backbone(example)
     if isinstance(outputs, torch.Tensor):
         outputs = (outputs,)
-    names = output_names(len(outputs))
+    names = _output_names(len(outputs))
     dynamic = {0: 'batch', 2: 'height', 3: 'width'}
     dynamic_axes = {INPUT_NAME: dynamic}
     dynamic_axes.update({name: {0: 'batch', 2: f'{name}_height', 3: f'{name}_width'}
