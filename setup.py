@@ -55,6 +55,7 @@ setup(
         'det': read_requirements('det'),
         'seg': read_requirements('seg'),
         'tests': read_requirements('tests'),
+        'onnx': read_requirements('onnx'),
     },
     cmdclass={'build_py': BuildWithConfigs},
 )

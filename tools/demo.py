@@ -24,15 +24,18 @@ from mmengine.runner import Runner  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # cvt_dense importable without installation
+from cvt_dense.analysis.curves import available_keys, load_scalars, plot_curves  # noqa: E402
 from cvt_dense.datasets import generate_shapes  # noqa: E402
 
 TASKS = {
     'det': dict(configs=dict(cvt='configs/demo/maskrcnn_cvt13_shapes.py',
                              convit='configs/demo/maskrcnn_convit_shapes.py'),
+                curves=('loss', 'loss_rpn_cls', 'loss_cls', 'loss_bbox', 'loss_mask', 'lr'),
                 metrics=(('bbox mAP', 'coco/bbox_mAP'), ('bbox mAP@50', 'coco/bbox_mAP_50'),
                          ('mask mAP', 'coco/segm_mAP'), ('mask mAP@50', 'coco/segm_mAP_50'))),
     'seg': dict(configs=dict(cvt='configs/demo/upernet_cvt13_shapes.py',
                              convit='configs/demo/upernet_convit_shapes.py'),
+                curves=('loss', 'decode.loss_ce', 'aux.loss_ce', 'decode.acc_seg', 'lr'),
                 metrics=(('mIoU (%)', 'mIoU'), ('mAcc (%)', 'mAcc'), ('aAcc (%)', 'aAcc'))),
 }
 
@@ -114,8 +117,14 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg)
     runner.train()
     metrics = runner.test()
-    pictures = draw_predictions(runner, osp.join(cfg.work_dir, 'predictions'),
-                                args.num_pictures)
+    out_dir = osp.join(cfg.work_dir, 'predictions')
+    pictures = draw_predictions(runner, out_dir, args.num_pictures)
+    os.makedirs(out_dir, exist_ok=True)
+    records = load_scalars(runner.log_dir)
+    logged = available_keys(records)  # a --config of another model logs other losses
+    curves = plot_curves({osp.basename(cfg.work_dir): records},
+                         [k for k in task['curves'] if k in logged],
+                         osp.join(out_dir, 'curves.png'))
 
     print(f'\n=== cvt_dense demo ({args.task}): {osp.basename(cfg.filename)} ===')
     for label, key in task['metrics']:
@@ -128,6 +137,7 @@ def main(argv=None):
     if pictures:
         print(f'{"pictures":>12}: {len(pictures)} images (ground truth | prediction) in '
               f'{osp.dirname(pictures[0])}')
+    print(f'{"curves":>12}: {curves}')
     return metrics
 
 

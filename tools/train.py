@@ -1,7 +1,7 @@
 """Train an mmdet or mmseg model (e.g. Mask R-CNN or UperNet with a CvT backbone).
 
     python tools/train.py configs/maskrcnn_cvt13_coco.py [--work-dir DIR] [--resume [CKPT]]
-        [--amp] [--cfg-options KEY=VALUE ...] [--launcher none|pytorch|slurm]
+        [--amp] [--tensorboard] [--cfg-options KEY=VALUE ...] [--launcher none|pytorch|slurm]
 
 A thin wrapper over mmengine's Runner: the config's ``default_scope`` (mmdet or mmseg)
 selects the library. Runs on the GPU when there is one, else on the CPU. For several GPUs
@@ -14,7 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # cvt_dense without install
 
 from cvt_dense.engine import (add_common_args, apply_resume, build_runner,  # noqa: E402
-                              close_distributed, enable_amp, load_config)
+                              close_distributed, enable_amp, enable_tensorboard,
+                              load_config)
 
 
 def parse_args(argv=None):
@@ -26,6 +27,8 @@ def parse_args(argv=None):
         'without a value from the latest checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true',
                         help='mixed precision: fp16 AMP on a GPU, bfloat16 autocast on a CPU')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help='also log scalars to TensorBoard event files (needs tensorboard)')
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -35,6 +38,8 @@ def main(argv=None):
     cfg = load_config(args.config, args)
     if args.amp:
         enable_amp(cfg)
+    if args.tensorboard:
+        enable_tensorboard(cfg)
     apply_resume(cfg, args.resume)
 
     runner = build_runner(cfg)

@@ -26,8 +26,15 @@ def _to_fp32(outputs):
     return outputs
 
 
-def _autocast_hooks(module: torch.nn.Module) -> list:
-    """Run ``module``'s forward under CPU bf16 autocast and return fp32 outputs."""
+def bf16_autocast_hooks(module: torch.nn.Module) -> list:
+    """Run ``module``'s forward under CPU bf16 autocast and return fp32 outputs.
+
+    Args:
+        module (nn.Module): The module to autocast.
+
+    Returns:
+        list: The hook handles; ``remove()`` each to undo.
+    """
     contexts = []
 
     def enter(mod, args):
@@ -75,7 +82,7 @@ class CPUBF16OptimWrapper(OptimWrapper):
                 except AttributeError as err:
                     raise AttributeError(f'CPUBF16OptimWrapper: the model has no submodule '
                                          f'{name!r} to autocast') from err
-                handles += _autocast_hooks(submodule)
+                handles += bf16_autocast_hooks(submodule)
             try:
                 yield
             finally:

@@ -60,6 +60,28 @@ def build_runner(cfg: Config):
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
 
 
+def enable_tensorboard(cfg: Config) -> None:
+    """``--tensorboard``: add mmengine's ``TensorboardVisBackend`` to the visualizer.
+
+    Scalars (losses, learning rate, metrics) then also go to TensorBoard event files in
+    ``<work_dir>/<timestamp>/vis_data/``, next to ``scalars.json``.
+
+    Args:
+        cfg (Config): Run config, changed in place.
+    """
+    import importlib.util
+    if importlib.util.find_spec('tensorboard') is None:
+        raise ImportError('--tensorboard needs the tensorboard package: pip install tensorboard')
+    visualizer = cfg.get('visualizer')
+    if visualizer is None:
+        raise ValueError('--tensorboard needs a visualizer in the config (mmdet/mmseg '
+                         'default_runtime configs have one)')
+    backends = list(visualizer.get('vis_backends') or [])
+    if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+        backends.append(dict(type='TensorboardVisBackend'))
+    visualizer['vis_backends'] = backends
+
+
 def apply_resume(cfg: Config, resume) -> None:
     """``--resume``: ``'auto'`` resumes from the work dir's latest checkpoint, a path from it.
 

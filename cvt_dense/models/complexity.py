@@ -29,20 +29,37 @@ def _linear_flops(input_shape, weight_shape, *args, **kwargs) -> int:
     return 2 * math.prod(input_shape[:-1]) * weight_shape[0] * weight_shape[1]
 
 
-@torch.no_grad()
-def count_macs(model: torch.nn.Module, inputs: torch.Tensor) -> Dict[str, float]:
-    """Count the MACs of ``model(inputs)``.
+def mac_counter() -> FlopCounterMode:
+    """torch's ``FlopCounterMode`` that also counts the fused CPU kernels.
 
-    Returns:
-        dict: ``total``, ``attention`` (q k^T and attn v) and ``other`` MACs.
+    It records FLOPs (2 per MAC) per op and per module (``'Global'`` and the module
+    names); :func:`attention_flops` picks the attention share out of one of its entries.
     """
     mapping = {op: _attention_flops for op in CPU_ATTENTION_OPS}
     if ONEDNN_LINEAR is not None:
         mapping[ONEDNN_LINEAR] = _linear_flops
-    counter = FlopCounterMode(display=False, custom_mapping=mapping)
+    return FlopCounterMode(display=False, custom_mapping=mapping)
+
+
+def attention_flops(per_op: Dict) -> int:
+    """FLOPs of the fused attention kernels (CPU and GPU) in an ``{op: flops}`` dict."""
+    return sum(v for op, v in per_op.items() if 'scaled_dot_product' in str(op))
+
+
+@torch.no_grad()
+def count_macs(model: torch.nn.Module, inputs: torch.Tensor) -> Dict[str, float]:
+    """Count the MACs of ``model(inputs)``.
+
+    Args:
+        model (nn.Module): The model.
+        inputs (Tensor): Its input.
+
+    Returns:
+        dict: ``total``, ``attention`` (q k^T and attn v) and ``other`` MACs.
+    """
+    counter = mac_counter()
     with counter:
         model(inputs)
-    per_op = counter.get_flop_counts()['Global']
-    attention = sum(v for op, v in per_op.items() if 'scaled_dot_product' in str(op)) / 2
+    attention = attention_flops(counter.get_flop_counts()['Global']) / 2
     total = counter.get_total_flops() / 2
     return dict(total=total, attention=attention, other=total - attention)

@@ -9,7 +9,8 @@ import pytest
 from mmengine.config import Config
 
 from cvt_dense.engine import (add_common_args, add_prediction_dump, apply_resume,
-                              check_prediction_out, enable_show_dir, load_config)
+                              check_prediction_out, enable_show_dir, enable_tensorboard,
+                              load_config)
 
 REPO = Path(__file__).resolve().parents[2]
 DET = str(REPO / 'configs/demo/maskrcnn_cvt13_shapes.py')
@@ -102,3 +103,15 @@ def test_prediction_dump_segmentation(tmp_path):
     add_prediction_dump(runner, cfg, str(tmp_path / 'labels'))
     assert runner.test_evaluator.metrics[0].output_dir == str(tmp_path / 'labels')
     assert (tmp_path / 'labels').is_dir()
+
+
+def test_tensorboard_backend_added_once(monkeypatch):
+    cfg = load_config(SEG, parse())
+    enable_tensorboard(cfg)
+    enable_tensorboard(cfg)
+    assert [b['type'] for b in cfg.visualizer.vis_backends] == ['LocalVisBackend',
+                                                                'TensorboardVisBackend']
+    import importlib.util
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name: None)
+    with pytest.raises(ImportError, match='pip install tensorboard'):
+        enable_tensorboard(cfg)

@@ -30,14 +30,6 @@ def parse_size(text):
     return h, w
 
 
-def read_status_kb(field):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{field} not in /proc/self/status')
-
-
 def build(backbone, impl, size):
     """The model, and the function that runs it on an image batch."""
     if backbone == 'cvt':
@@ -86,6 +78,7 @@ def worker(backbone, impl, size, repeats, bf16, backward):
 
     import torch
 
+    from cvt_dense.analysis.benchmark import proc_status_kb, reset_peak_memory
     from cvt_dense.models.complexity import count_macs
     model, run = build(backbone, impl, size)
     model.train(backward)
@@ -104,16 +97,15 @@ def worker(backbone, impl, size, repeats, bf16, backward):
     with grad, autocast:
         step()  # warm-up at the measured size (timm's relative positions are cached then)
         model.zero_grad(set_to_none=True)
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')  # reset the peak-RSS counter to the current RSS
-        base_kb = read_status_kb('VmRSS')
+        reset_peak_memory(x.device)  # the peak-RSS counter starts at the current RSS
+        base_kb = proc_status_kb('VmRSS')
         times = []
         for _ in range(repeats):
             t = time.perf_counter()
             step()
             times.append(time.perf_counter() - t)
             model.zero_grad(set_to_none=True)
-    peak_kb = read_status_kb('VmHWM')
+    peak_kb = proc_status_kb('VmHWM')
     return dict(impl=impl, size=size, bf16=bf16, latency_s=statistics.median(times),
                 peak_rss_gb=peak_kb / 1e6, forward_extra_gb=(peak_kb - base_kb) / 1e6,
                 gmacs=macs / 1e9)

@@ -1,5 +1,5 @@
 from .activation import QuickGELU
-from .attention import scaled_attention
+from .attention import observe_attention, scaled_attention
 from .checkpoint import call_block
 from .fused_linear import linear
 from .mlp import Mlp
@@ -8,4 +8,4 @@ from .pos_embed import resample_pos_embed
 from .tokens import map_to_tokens, tokens_to_map
 
 __all__ = ['LayerNorm2d', 'Mlp', 'QuickGELU', 'call_block', 'linear', 'map_to_tokens',
-           'resample_pos_embed', 'scaled_attention', 'tokens_to_map']
+           'observe_attention', 'resample_pos_embed', 'scaled_attention', 'tokens_to_map']

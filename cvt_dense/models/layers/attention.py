@@ -1,5 +1,28 @@
+from contextlib import contextmanager
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
+
+# Callbacks of observe_attention; empty (and free) outside analysis tools.
+_OBSERVERS = []
+
+
+@contextmanager
+def observe_attention(observer: Callable):
+    """Call ``observer(q, k, v, scale)`` before every :func:`scaled_attention` in the block.
+
+    For analysis (e.g. ``tools/analysis/visualize_attention.py``): the fused kernel never
+    forms the attention matrix, so an observer recomputes the rows it wants from q and k.
+
+    Args:
+        observer (Callable): Receives the (B, heads, N, d) q, k, v and the score scale.
+    """
+    _OBSERVERS.append(observer)
+    try:
+        yield
+    finally:
+        _OBSERVERS.remove(observer)
 
 
 def scaled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -19,4 +42,6 @@ def scaled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     Returns:
         Tensor: (B, heads, Nq, d).
     """
+    for observer in _OBSERVERS:
+        observer(q, k, v, scale)
     return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale)
