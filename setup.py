@@ -41,7 +41,7 @@ class BuildWithConfigs(build_py):
 setup(
     name='cvt_dense',
     version=read_version(),
-    description='CvT (Convolutional vision Transformer) backbones for mmdet and mmseg',
+    description='CvT and ConViT backbones for mmdet and mmseg',
     long_description=(HERE / 'README.md').read_text(),
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'configs.*', 'tools',

@@ -1,4 +1,4 @@
-"""cvt_dense: CvT backbones for mmdet 3.x and mmsegmentation 1.x.
+"""cvt_dense: CvT and ConViT backbones for mmdet 3.x and mmsegmentation 1.x.
 
 Importing the package registers its models into the ``MODELS`` registries of mmdet and
 mmseg, whichever of the two are installed (see :mod:`cvt_dense.registry`); the configs that

@@ -1,12 +1,15 @@
 """Where one query pixel attends, layer by layer, and pictures of it.
 
-The fused attention kernels never form the attention matrix; while
+CvT: the fused attention kernels never form the attention matrix; while
 :func:`query_attention` runs the backbone, an observer on the toolkit's attention call
 (:func:`cvt_dense.models.layers.observe_attention`) recomputes just the query's row,
 ``softmax(q_i k^T * scale)``, for every head. Everything else keeps the fused path.
+ConViT: the positional attention of each GPSA layer and its gate ``sigmoid(g)`` (the
+paper's locality analysis); they depend on the weights and the grid only.
 Dispatch is on the backbone's class name (:data:`EXTRACTORS`); a new backbone adds one
 function there.
 """
+import math
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -32,12 +35,15 @@ class LayerAttention:
         query_cell (tuple): (row, col) of the query in that grid.
         maps (Tensor): (heads, kh, kw) attention to the spatial keys.
         cls (Tensor, optional): (heads,) attention to the cls token, if the layer has one.
+        gate (Tensor, optional): (heads,) ``sigmoid(g)``, the weight of ``maps`` in a
+            ConViT GPSA layer (the rest goes to content attention).
     """
     name: str
     query_grid: Tuple[int, int]
     query_cell: Tuple[int, int]
     maps: torch.Tensor
     cls: Optional[torch.Tensor] = None
+    gate: Optional[torch.Tensor] = None
 
     @property
     def row_sums(self) -> torch.Tensor:
@@ -97,8 +103,38 @@ def cvt_query_attention(backbone: torch.nn.Module, inputs: torch.Tensor,
     return records
 
 
+@torch.no_grad()
+def convit_positional_attention(backbone: torch.nn.Module, inputs: torch.Tensor,
+                                point: Sequence[float]) -> List[LayerAttention]:
+    """Positional attention of the query token at ``point`` in every GPSA layer of a ConViT,
+    per head, with the gates ``sigmoid(g)`` that weigh it against content attention.
+
+    Args:
+        backbone (nn.Module): A ConViT.
+        inputs (Tensor): (1, C, H, W) preprocessed image (only its size is used).
+        point (Sequence[float]): (x, y) of the query in ``inputs``' pixels.
+
+    Returns:
+        list[LayerAttention]: One per GPSA layer, in forward order.
+    """
+    from ..models.backbones.convit_blocks import GPSA, positional_attention_factors
+    patch_h, patch_w = backbone.patch_embed.patch_size
+    # Zero padding at the bottom and right: pixel (x, y) lies in patch (y // p, x // p).
+    grid = (math.ceil(inputs.shape[-2] / patch_h), math.ceil(inputs.shape[-1] / patch_w))
+    cell = (int(point[1]) // patch_h, int(point[0]) // patch_w)
+    records = []
+    for name, module in backbone.named_modules():
+        if isinstance(module, GPSA):
+            p_y, p_x = positional_attention_factors(module.pos_proj.weight.float(), grid)
+            maps = p_y[:, cell[0], :, None] * p_x[:, cell[1], None, :]  # (heads, H, W)
+            records.append(LayerAttention(name, grid, cell, maps,
+                                          gate=torch.sigmoid(module.gating_param).float()))
+    return records
+
+
 # Backbone class name -> function(backbone, inputs, point) -> list[LayerAttention].
-EXTRACTORS: Dict[str, Callable] = {'CvT': cvt_query_attention}
+EXTRACTORS: Dict[str, Callable] = {'CvT': cvt_query_attention,
+                                   'ConViT': convit_positional_attention}
 
 
 def query_attention(backbone: torch.nn.Module, inputs: torch.Tensor,
@@ -132,7 +168,13 @@ def check_point(point: Sequence[float], size: Sequence[int]) -> None:
 
 
 def last_layer_per_stage(layers: Sequence[LayerAttention]) -> List[LayerAttention]:
-    """The last attention layer of each stage (the first component of the module name)."""
+    """The last attention layer of each stage (the first component of the module name).
+
+    ConViT has one stage of blocks: its GPSA layers are all kept (the locality analysis
+    compares them).
+    """
+    if any(layer.gate is not None for layer in layers):
+        return list(layers)
     last = {}
     for layer in layers:
         last[layer.name.split('.')[0]] = layer
@@ -171,14 +213,17 @@ def draw_attention(image, layers: Sequence[LayerAttention], point, input_size,
     import matplotlib.pyplot as plt
     panels = []
     for layer in layers:
-        cls = layer.cls
+        cls, gate = layer.cls, layer.gate
         if per_head:
             panels += [(f'{layer.name} head {i}' + (f', cls {cls[i]:.2f}' if cls is not None
-                                                    else ''), layer.maps[i])
+                                                    else '')
+                        + (f', gate {gate[i]:.2f}' if gate is not None else ''),
+                        layer.maps[i])
                        for i in range(layer.maps.shape[0])]
         else:
             panels.append((f'{layer.name} (mean of {layer.maps.shape[0]} heads)'
-                           + (f', cls {cls.mean():.2f}' if cls is not None else ''),
+                           + (f', cls {cls.mean():.2f}' if cls is not None else '')
+                           + (f', gate {gate.mean():.2f}' if gate is not None else ''),
                            layer.maps.mean(0)))
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.2 * (len(panels) + 1), 3.4),
                              squeeze=False)

@@ -57,11 +57,30 @@ def test_rows_reproduce_the_fused_attention_output(model):
         assert torch.allclose(actual, expected, atol=1e-5), layer.name
 
 
+def test_convit_positional_rows_are_the_dense_gpsa_rows_and_carry_the_gates():
+    """Each GPSA layer's map is the query's row of softmax(pos_proj(r)) over the true grid
+    (written densely here), and sums to 1; the gates are sigmoid(g)."""
+    from cvt_dense.models import ConViT
+    from convit_oracle import TINY_CONVIT, randomize_convit_, true_grid_offsets
+    backbone = randomize_convit_(ConViT(TINY_CONVIT)).eval()
+    x = torch.randn(1, 3, 70, 101)  # padded to a 5 x 7 grid
+    layers = query_attention(backbone, x, point=(90, 40))
+    assert [layer.name for layer in layers] == ['blocks.0.attn', 'blocks.1.attn']
+    assert last_layer_per_stage(layers) == layers
+    for layer, block in zip(layers, backbone.blocks):
+        assert layer.query_grid == (5, 7) and layer.query_cell == (2, 5)
+        scores = block.attn.pos_proj(true_grid_offsets(5, 7))[0].softmax(dim=1)  # (N, N, h)
+        expected = scores[2 * 7 + 5].T.reshape(4, 5, 7)
+        torch.testing.assert_close(layer.maps, expected, atol=1e-6, rtol=1e-5)
+        assert torch.allclose(layer.row_sums, torch.ones(4), atol=1e-5)
+        torch.testing.assert_close(layer.gate, torch.sigmoid(block.attn.gating_param))
+
+
 def test_unsupported_backbone_and_bad_point(model):
-    class ConViT(torch.nn.Module):
+    class SomeViT(torch.nn.Module):
         pass
 
-    with pytest.raises(NotImplementedError, match='not supported yet for ConViT'):
-        query_attention(ConViT(), torch.randn(1, 3, 32, 32), (1, 1))
+    with pytest.raises(NotImplementedError, match='not supported yet for SomeViT'):
+        query_attention(SomeViT(), torch.randn(1, 3, 32, 32), (1, 1))
     with pytest.raises(ValueError, match=r'\(x=40, y=3\) is outside the 32x64'):
         query_attention(model, torch.randn(1, 3, 64, 32), (40, 3))

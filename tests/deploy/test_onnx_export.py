@@ -49,6 +49,25 @@ def test_graph_has_only_standard_ops(exported):
     assert [d.dim_param for d in dims] == ['batch', '', 'height', 'width']
 
 
+def test_convit_matches_pytorch_at_other_sizes(tmp_path):
+    """ConViT: padding to the patch grid, GPSA on the true grid and the run-time pos_embed
+    resampling (antialiased bicubic, which ONNX has no op for) all follow dynamic sizes."""
+    from convit_oracle import TINY_CONVIT, randomize_convit_
+    from cvt_dense.models import ConViT
+    backbone = randomize_convit_(ConViT(TINY_CONVIT, out_indices=(1, 3),
+                                        drop_path_rate=0.)).eval()
+    path = str(tmp_path / 'convit.onnx')
+    assert export_backbone_onnx(backbone, path, shape=(64, 64)) == ['level0', 'level1']
+    check_standard_ops(path)
+    # non-square, odd (padded to 5 x 7 patches), a batch of two, and above the 224 grid
+    results = verify_onnx(backbone, path, [(1, 96, 160), (1, 75, 101), (2, 48, 48),
+                                           (1, 250, 333)])
+    assert [r['output_shapes'][0] for r in results] == [(1, 32, 6, 10), (1, 32, 5, 7),
+                                                        (2, 32, 3, 3), (1, 32, 16, 21)]
+    for r in results:
+        assert r['rel_diff'] <= 1e-4, r
+
+
 def test_leaked_kernel_is_refused(tmp_path):
     from onnx import TensorProto, helper
     node = helper.make_node('_linear_pointwise', ['x'], ['y'], domain='mkldnn')

@@ -5,7 +5,8 @@
 
 For CvT: the attention row of the query token at pixel (X, Y) in the last block of each
 stage (``--all-layers``: every block), averaged over heads; ``--per-head`` adds one
-picture per layer with each head. The image goes through the config's data preprocessor
+picture per layer with each head. For ConViT: the positional attention of the query in
+every GPSA layer with its gate sigmoid(g) (the paper's locality analysis). The image goes through the config's data preprocessor
 (normalisation, padding) at its own size. Writes PNGs and prints their paths.
 """
 import argparse
@@ -67,8 +68,10 @@ def main(argv=None):
     for layer in layers:
         kh, kw = layer.maps.shape[1:]
         cls = '' if layer.cls is None else f', to the cls token {layer.cls.mean():.3f}'
+        gate = '' if layer.gate is None else (
+            ', gates sigmoid(g) ' + ' '.join(f'{g:.2f}' for g in layer.gate.tolist()))
         print(f'{layer.name}: query cell {layer.query_cell} of {layer.query_grid[0]}x'
-              f'{layer.query_grid[1]}, keys {kh}x{kw}{cls}; row sums '
+              f'{layer.query_grid[1]}, keys {kh}x{kw}{cls}{gate}; row sums '
               f'{layer.row_sums.min():.6f}..{layer.row_sums.max():.6f}')
     print('pictures written: ' + ', '.join(files))
     return files

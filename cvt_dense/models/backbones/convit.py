@@ -7,6 +7,7 @@ from timm.layers import PatchEmbed, resample_abs_pos_embed
 from torch import nn
 
 from ..layers import call_block, tokens_to_map
+from ..layers.pos_embed import resample_tokens_bicubic_aa
 from .base import DenseBackbone
 from .convit_arch import ARCH_SETTINGS, resolve_arch
 from .convit_blocks import GPSA, ConViTBlock
@@ -126,8 +127,13 @@ class ConViT(DenseBackbone):
     def _levels(self, x: torch.Tensor, needed: int):
         x = self.patch_embed(x)  # (B, H, W, C)
         hw = (x.shape[1], x.shape[2])
-        x = x.flatten(1, 2) + resample_abs_pos_embed(
-            self.pos_embed, new_size=hw, old_size=self.pos_embed_grid, num_prefix_tokens=0)
+        if torch.onnx.is_in_onnx_export():  # ONNX has no antialiased bicubic resize
+            pos_embed = resample_tokens_bicubic_aa(self.pos_embed, self.pos_embed_grid, hw)
+        else:
+            pos_embed = resample_abs_pos_embed(self.pos_embed, new_size=hw,
+                                               old_size=self.pos_embed_grid,
+                                               num_prefix_tokens=0)
+        x = x.flatten(1, 2) + pos_embed
         x = self.pos_drop(x)
         levels = []
         for i, block in enumerate(self.blocks[:needed + 1]):

@@ -83,4 +83,6 @@ class SimpleFPN(BaseModule):
                 in zip(self.resamplers, self.lateral_convs, self.fpn_convs)]
         while len(outs) < self.num_outs:
             outs.append(F.max_pool2d(outs[-1], kernel_size=1, stride=2))
-        return tuple(outs)
+        # LN2d leaves channels-last strides; mmcv's RoIAlign reads the memory as NCHW
+        # whatever the strides say, so the heads would pool scrambled features.
+        return tuple(out.contiguous() for out in outs)

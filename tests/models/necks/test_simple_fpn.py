@@ -45,3 +45,18 @@ def test_bad_config(kwargs, match):
 def test_more_than_one_input_map_is_refused():
     with pytest.raises(ValueError, match='one backbone map'):
         SimpleFPN(16)((torch.randn(1, 16, 4, 4), torch.randn(1, 16, 2, 2)))
+
+
+def test_outputs_are_contiguous_for_mmcv_roi_align():
+    """mmcv's RoIAlign ignores strides: on LN2d's channels-last output it pooled other
+    values than on the same tensor made contiguous, and Mask R-CNN's heads learned nothing."""
+    from mmcv.ops import roi_align
+    neck = SimpleFPN(16, 8, scale_factors=(1.0, ), num_outs=1).eval()
+    with torch.no_grad():
+        out = neck((torch.randn(1, 16, 12, 12), ))[0]
+        rois = torch.tensor([[0, 1., 2., 9., 11.]])
+        pooled = roi_align(out, rois, (4, 4), 1.0, 0, 'avg', True)
+        reference = roi_align(out.clone(memory_format=torch.contiguous_format), rois, (4, 4),
+                              1.0, 0, 'avg', True)
+    assert out.is_contiguous()
+    torch.testing.assert_close(pooled, reference)
