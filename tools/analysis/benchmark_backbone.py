@@ -83,7 +83,7 @@ def worker(backbone, impl, size, repeats, bf16, backward):
     model, run = build(backbone, impl, size)
     model.train(backward)
     x = torch.randn(1, 3, *size)
-    macs = count_macs(model.eval(), x)['total'] if not backward else float('nan')
+    macs = float('nan') if backward else count_macs(model.eval(), x)['total']
     model.train(backward)
     autocast = (torch.autocast('cpu', dtype=torch.bfloat16) if bf16
                 else contextlib.nullcontext())
@@ -158,11 +158,13 @@ def main():
         if not args.skip_peer and can_run(args.backbone, peer, size):
             rows.append(run_worker(peer, size, args))
         for r in rows:
-            achieved = 2 * r['gmacs'] / r['latency_s']
             name = r['impl'] + (' bf16' if r['bf16'] else '')
+            rates = f'{"-":>8} {"-":>8} {"-":>10}'  # MACs are counted for inference only
+            if not args.backward:
+                rates = (f'{r["gmacs"]:>8.1f} {2 * r["gmacs"] / r["latency_s"]:>8.0f} '
+                         f'{r["latency_s"] / (2 * r["gmacs"] / flops):>10.2f}')
             print(f'{text:>9} {name:>16} {r["latency_s"]:>10.3f} {r["peak_rss_gb"]:>12.2f} '
-                  f'{r["forward_extra_gb"]:>13.3f} {r["gmacs"]:>8.1f} {achieved:>8.0f} '
-                  f'{r["latency_s"] / (2 * r["gmacs"] / flops):>10.2f}')
+                  f'{r["forward_extra_gb"]:>13.3f} {rates}')
         if rows[-1]['impl'] == peer:
             ours, theirs = rows[0], rows[-1]
             print(f'{text:>9} {"ratio":>16} speed-up '
