@@ -25,7 +25,8 @@ class PreemptionHook(Hook):
     all-reduce) the run's :class:`ResumableCheckpointHook` writes ``latest.pth``, the
     ``last_checkpoint`` pointer is updated, and the process exits with status
     ``128 + signal number`` (143 for SIGTERM, 130 for SIGINT), as a shell reports a
-    process ended by that signal. ``tools/train.py --resume`` continues from there.
+    process ended by that signal (when a checkpoint was written at that iteration anyway,
+    it is the one resumed from). ``tools/train.py --resume`` continues from there.
     A second signal ends the process at once.
 
     Args:
@@ -76,7 +77,7 @@ class PreemptionHook(Hook):
         if not hooks:
             raise RuntimeError(f'{name}: PreemptionHook needs a ResumableCheckpointHook '
                                f'(default_hooks.checkpoint) to write the checkpoint')
-        path = hooks[0].save_latest(runner)
+        path = hooks[0].checkpoint_now(runner)
         runner.logger.warning(f'{name} received: stopped after iteration {runner.iter + 1}; '
                               f'resumable checkpoint {path} (resume with --resume)')
         self._restore_handlers()

@@ -81,6 +81,7 @@ class ResumableCheckpointHook(CheckpointHook):
         self._rng_states = None
         self._resume_state = None
         self._resumed_batches = 0
+        self._saved = (None, None)  # (iteration, path) of the last checkpoint written
 
     # -- writing ---------------------------------------------------------------------------
     def before_train(self, runner) -> None:
@@ -118,6 +119,12 @@ class ResumableCheckpointHook(CheckpointHook):
         broadcast(due, src=0)
         return bool(due.item())
 
+    def checkpoint_now(self, runner) -> str:
+        """A checkpoint of the iteration just finished: the one already written at this
+        iteration, else a new ``latest.pth``. Called by every rank."""
+        iteration, path = self._saved
+        return path if iteration == runner.iter + 1 else self.save_latest(runner)
+
     def save_latest(self, runner) -> str:
         """Write ``latest.pth`` for the iteration just finished; return its path.
 
@@ -131,16 +138,17 @@ class ResumableCheckpointHook(CheckpointHook):
                                save_param_scheduler=self.save_param_scheduler,
                                meta=dict(epoch=runner.epoch, iter=runner.iter + 1),
                                by_epoch=self.by_epoch)
-        self._point_to(runner, path)
+        self._point_to(runner, path, runner.iter + 1)
         return path
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         self._rng_states = all_rng_states()
         super()._save_checkpoint_with_step(runner, step, meta)
-        self._point_to(runner, self.last_ckpt)
+        self._point_to(runner, self.last_ckpt, meta['iter'])
 
-    def _point_to(self, runner, path: str) -> None:
+    def _point_to(self, runner, path: str, iteration: int) -> None:
         self._last_save_time = time.monotonic()
+        self._saved = (iteration, path)
         if is_main_process():
             write_text_atomic(osp.join(runner.work_dir, POINTER_FILE), path)
 
