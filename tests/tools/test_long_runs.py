@@ -129,3 +129,92 @@ def test_sigterm_while_writing_checkpoint_then_resume_matches_det(det_reference,
     # Epoch 2 continues with its second batch: 1 + 2 + 2 iterations, none repeated.
     assert log.count('Epoch(train) [2]') == 1 and log.count('Epoch(train) [3]') == 2
     assert_same_weights(final_weights(work_dir, f'epoch_{DET_EPOCHS}.pth'), det_reference)
+
+
+def test_sigkill_at_random_moments_loses_at_most_the_interval(seg_reference, workspace):
+    work_dir = workspace / 'long_seg_kill'
+    interval = 2
+    args = [*SEG_ARGS, f'default_hooks.checkpoint.latest_interval={interval}']
+    rng = random.Random(11)
+    done = 0  # iterations finished before the last kill, as the log shows
+    for attempt in range(3):
+        after = rng.randint(1, 3)
+        status, out = train_and_signal(SEG_CONFIG, work_dir, args, workspace, after,
+                                       signal.SIGKILL, resume=attempt > 0)
+        if attempt > 0:
+            found = re.search(r'resumed epoch: 0, iter: (\d+)', out)
+            assert found or 'Did not find last_checkpoint' in out  # killed before any
+            resumed = int(found[1]) if found else 0
+            assert done - interval <= resumed <= done  # lost work < the periodic interval
+        logged = [int(n) for n in re.findall(r'Iter\(train\) \[(\d+)/', out)]
+        assert status == -signal.SIGKILL and logged and logged[-1] < SEG_ITERS, out[-3000:]
+        done = logged[-1]
+    out = train(SEG_CONFIG, work_dir, args, workspace, resume=True)
+    final = torch.load(work_dir / f'iter_{SEG_ITERS}.pth')
+    assert final['meta']['iter'] == SEG_ITERS
+    assert_same_weights(final['state_dict'], seg_reference)
+
+
+def test_truncated_latest_checkpoint_falls_back_to_previous(seg_reference, workspace):
+    work_dir = workspace / 'long_seg_truncated'
+    half = SEG_ITERS // 2
+    train(SEG_CONFIG, work_dir, [*SEG_ARGS, f'train_cfg.max_iters={half}',
+                                 f'default_hooks.checkpoint.interval={half - 1}',
+                                 'default_hooks.checkpoint.save_last=False',
+                                 'default_hooks.checkpoint.latest_interval=1'], workspace)
+    latest = work_dir / 'latest.pth'
+    assert torch.load(latest)['meta']['iter'] == half
+    latest.write_bytes(latest.read_bytes()[:latest.stat().st_size // 2])  # a cut copy
+
+    out = train(SEG_CONFIG, work_dir, SEG_ARGS, workspace, resume=True)
+    assert f'skipping checkpoint {latest}: it cannot be read' in out
+    assert f'resumed epoch: 0, iter: {half - 1}' in run_log(work_dir)
+    assert_same_weights(final_weights(work_dir, f'iter_{SEG_ITERS}.pth'), seg_reference)
+
+
+def test_no_readable_checkpoint_is_one_clear_error(workspace):
+    work_dir = workspace / 'long_seg_unreadable'
+    work_dir.mkdir()
+    (work_dir / 'iter_2.pth').write_bytes(b'not a checkpoint')
+    (work_dir / 'latest.pth').write_bytes(b'')
+    cmd = python_tool('train.py', SEG_CONFIG, '--work-dir', work_dir, '--resume',
+                      '--cfg-options', *SEG_ARGS)
+    proc = subprocess.run([str(c) for c in cmd], cwd=workspace, env=tool_env(), text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    assert proc.returncode != 0
+    assert 'no readable checkpoint in' in proc.stdout
+    assert f'{work_dir}/iter_2.pth' in proc.stdout and f'{work_dir}/latest.pth' in proc.stdout
+
+
+def test_nan_losses_are_skipped_and_weights_unchanged(workspace):
+    work_dir = workspace / 'long_seg_nan'
+    args = [*SEG_ARGS, 'default_hooks.checkpoint.interval=1',
+            'default_hooks.fault.type=NaNLossAt', 'default_hooks.fault.iterations=[3,4]',
+            'default_hooks.digests.type=WeightDigests']
+    out = train(with_faults(SEG_CONFIG, workspace), work_dir, args, workspace)
+    digests = json.loads((work_dir / 'weight_digests.json').read_text())
+    assert all(d['finite'] for d in digests.values())
+    assert digests['2'] == digests['3'] == digests['4'] != digests['5']
+    assert digests['1']['weights'] != digests['2']['weights']
+    for iteration, streak in ((3, 1), (4, 2)):
+        assert (f'iteration {iteration}: non-finite loss nan (loss_nan=nan); update skipped, '
+                f'weights unchanged ({streak} in a row)') in out
+    # No checkpoint is written while the losses are non-finite.
+    assert not (work_dir / 'iter_3.pth').exists() and not (work_dir / 'iter_4.pth').exists()
+    assert (work_dir / f'iter_{SEG_ITERS}.pth').exists()
+
+
+def test_consecutive_nan_losses_stop_the_run(workspace):
+    work_dir = workspace / 'long_seg_nan_stop'
+    args = [*SEG_ARGS, 'default_hooks.checkpoint.interval=1',
+            'default_hooks.nonfinite_guard.max_consecutive=3',
+            'default_hooks.fault.type=NaNLossAt', 'default_hooks.fault.iterations=[2,3,4,5]']
+    cmd = python_tool('train.py', with_faults(SEG_CONFIG, workspace), '--work-dir', work_dir,
+                      '--cfg-options', *args)
+    proc = subprocess.run([str(c) for c in cmd], cwd=workspace, env=fault_env(), text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert ('NonFiniteTrainingError: 3 consecutive non-finite training steps '
+            '(iterations 2-4)') in proc.stdout
+    assert (work_dir / 'last_checkpoint').read_text() == str(work_dir / 'iter_1.pth')
+    assert sorted(p.name for p in work_dir.glob('*.pth')) == ['iter_1.pth']

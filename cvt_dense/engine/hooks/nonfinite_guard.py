@@ -36,7 +36,8 @@ class NonFiniteGuardHook(Hook):
 
     The run's ``OptimWrapper`` is wrapped so that a step with a non-finite total loss
     skips backward and step, and a step with a non-finite gradient norm skips the
-    optimizer step; in both cases the gradients are zeroed, so weights and optimizer
+    optimizer step; in both cases the gradients are zeroed and the buffers the forward pass
+    updated (BatchNorm running statistics) are put back, so weights, buffers and optimizer
     state stay exactly as they were. The iteration still counts (learning-rate schedules
     advance). Each skipped step is logged with its iteration and the loss terms that were
     not finite; ``max_consecutive`` skipped steps in a row stop the run with
@@ -58,6 +59,7 @@ class NonFiniteGuardHook(Hook):
         self.check_grad_norm = check_grad_norm
         self._streak = 0
         self._skip_reason = None
+        self._buffers = []
 
     def before_train(self, runner) -> None:
         wrapper = runner.optim_wrapper
@@ -90,14 +92,22 @@ class NonFiniteGuardHook(Hook):
         wrapper.update_params = guarded_update_params
         wrapper.step = guarded_step
 
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        model = getattr(runner.model, 'module', runner.model)
+        self._buffers = [(b, b.detach().clone()) for b in model.buffers()]
+
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         reason, self._skip_reason = self._skip_reason, None
+        buffers, self._buffers = self._buffers, []
         if reason is None:
             if self._streak:
                 runner.logger.info(f'finite loss again after {self._streak} skipped steps')
             self._streak = 0
             runner.message_hub.update_info(NONFINITE_STREAK, 0)
             return
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
         self._streak += 1
         runner.message_hub.update_info(NONFINITE_STREAK, self._streak)
         terms = {k: float(v) for k, v in (outputs or {}).items()
