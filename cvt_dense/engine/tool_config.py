@@ -85,8 +85,9 @@ def apply_resume(cfg: Config, resume) -> None:
     cfg.resume = True
     if resume == 'auto':
         cfg.load_from = None
-        found = find_resumable_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
-        if found is not None and found != pointed_checkpoint(cfg.work_dir):
+        work_dir = cfg.get('work_dir')
+        found = find_resumable_checkpoint(work_dir) if work_dir and osp.isdir(work_dir) else None
+        if found is not None and found != pointed_checkpoint(work_dir):
             cfg.load_from = found
             print_log(f'Resuming from {found}, the newest readable checkpoint',
                       logger='current', level=logging.WARNING)

@@ -75,7 +75,7 @@ class NonFiniteGuardHook(Hook):
 
         def guarded_update_params(loss, step_kwargs=None, zero_kwargs=None):
             if not _all_finite(loss):
-                self._skip_reason = f'loss {float(loss)}'
+                self._skip_reason = f'loss {float(loss.detach())}'
                 wrapper._inner_count += 1  # as backward would (gradient accumulation)
                 wrapper.zero_grad(**(zero_kwargs or {}))
                 return
