@@ -84,3 +84,12 @@ class WeightDigests(Hook):
                                              optimizer=optimizer.hexdigest(), finite=finite)
         with open(os.path.join(runner.work_dir, 'weight_digests.json'), 'w') as f:
             json.dump(self.digests, f)
+
+
+@HOOKS.register_module(force=True)
+class WritePid(Hook):
+    """Write ``pid_rank<RANK>`` (this process's id) in the work dir when training starts."""
+
+    def before_train(self, runner):
+        with open(os.path.join(runner.work_dir, f'pid_rank{runner.rank}'), 'w') as f:
+            f.write(str(os.getpid()))

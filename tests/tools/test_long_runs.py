@@ -7,11 +7,12 @@ import random
 import re
 import signal
 import subprocess
+import sys
 
 import pytest
 import torch
-from tools_e2e import (DET_CONFIG, DET_TINY, REPO, SEG_CONFIG, SEG_TINY, TRAIN_ONLY,
-                       python_tool, run_log, run_tool, tool_env)
+from tools_e2e import (DET_CONFIG, DET_TINY, REPO, SEG_CONFIG, SEG_TINY, TOOLS, TRAIN_ONLY,
+                       free_port, python_tool, run_log, run_tool, tool_env)
 
 SEG_ITERS = 8
 DET_EPOCHS = 3  # 4 images, 2 per batch: 2 iterations per epoch
@@ -218,3 +219,35 @@ def test_consecutive_nan_losses_stop_the_run(workspace):
             '(iterations 2-4)') in proc.stdout
     assert (work_dir / 'last_checkpoint').read_text() == str(work_dir / 'iter_1.pth')
     assert sorted(p.name for p in work_dir.glob('*.pth')) == ['iter_1.pth']
+
+
+def test_sigterm_to_one_rank_stops_both_at_the_same_iteration(workspace):
+    """Two torchrun processes (gloo); only rank 1 gets SIGTERM: the ranks agree on the
+    iteration (rank 0 reports the signal it did not receive) and rank 0 writes."""
+    work_dir = workspace / 'long_seg_dist'
+    iters = 12
+    args = [*SEG_TINY, *TRAIN_ONLY, *DETERMINISTIC, f'train_cfg.max_iters={iters}',
+            f'default_hooks.checkpoint.interval={iters}', 'default_hooks.pid.type=WritePid']
+    env = fault_env()
+    env.update(PYTHON=sys.executable, PORT=str(free_port()))
+    cmd = ['bash', str(TOOLS / 'dist_train.sh'), with_faults(SEG_CONFIG, workspace), '2',
+           '--work-dir', str(work_dir), '--cfg-options', *args]
+    proc = subprocess.Popen(cmd, cwd=workspace, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if re.search(r'Iter\(train\) \[ *2/', line):
+                os.kill(int((work_dir / 'pid_rank1').read_text()), signal.SIGTERM)
+        proc.wait(timeout=240)
+    finally:
+        proc.kill()
+    out = ''.join(lines)
+    found = re.search(r'SIGTERM received: stopped after iteration (\d+)', out)
+    assert found, out[-3000:]
+    stopped = int(found[1])
+    assert 2 <= stopped < iters
+    assert proc.returncode != 0  # torchrun reports the workers' status 143 as a failure
+    assert torch.load(work_dir / 'latest.pth')['meta']['iter'] == stopped
+    assert not re.search(rf'Iter\(train\) \[ *{stopped + 1}/', out)  # rank 0 stopped too
