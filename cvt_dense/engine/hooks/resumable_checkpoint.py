@@ -88,10 +88,9 @@ class ResumableCheckpointHook(CheckpointHook):
         super().before_train(runner)
         make_saves_atomic(runner)
         self._last_save_time = time.monotonic()
-        state = self._resume_state
+        state, self._resume_state = self._resume_state, None
         if state is not None and runner.iter == state['iter'] and runner.iter > 0:
-            self._start_resumed_data(runner, self._resume_state)
-            self._resume_state = None
+            self._start_resumed_data(runner, state)
 
     def before_train_epoch(self, runner) -> None:
         self._epoch_start_iter = runner.iter - self._resumed_batches
@@ -100,13 +99,10 @@ class ResumableCheckpointHook(CheckpointHook):
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if runner.message_hub.get_info(NONFINITE_STREAK, 0):
             return
-        saved_before = self._saves_done(runner)
+        saved_before = self._saved
         super().after_train_iter(runner, batch_idx, data_batch, outputs)
-        if self._saves_done(runner) == saved_before and self._latest_due(runner):
+        if self._saved == saved_before and self._latest_due(runner):
             self.save_latest(runner)
-
-    def _saves_done(self, runner):
-        return runner.message_hub.get_info('last_ckpt')
 
     def _latest_due(self, runner) -> bool:
         if self.latest_interval and (runner.iter + 1) % self.latest_interval == 0:
