@@ -85,7 +85,9 @@ class NamedSamplePipeline:
         self.offset = offset
 
     def __call__(self, results: dict):
-        where = describe_sample(self.dataset_name, results)  # before transforms change it
+        # Read before the transforms change the dict.
+        where = describe_sample(self.dataset_name, results)
+        index = self.offset + int(results.get('sample_idx', 0))
         try:
             data = self.pipeline(results)
         except Exception as err:
@@ -93,7 +95,7 @@ class NamedSamplePipeline:
             if not self.skip:
                 raise BadSampleError(message) from err
             print_log(f'skipped sample: {message}', logger='current', level=logging.WARNING)
-            self._count(self.offset + int(results.get('sample_idx', 0)))
+            self._count(index)
             return None
         self._count(None)
         return data
