@@ -11,8 +11,8 @@ from .task import SCOPE_TASKS, task_of
 from .tool_config import (add_common_args, add_prediction_dump, apply_resume, build_runner,
                           check_prediction_out, enable_show_dir, load_config)
 
-__all__ = ['BadSampleHook', 'CPUBF16OptimWrapper', 'SCOPE_TASKS', 'add_common_args', 'add_prediction_dump',
+__all__ = ['BadSampleHook', 'CPUBF16OptimWrapper', 'NonFiniteGuardHook', 'PreemptionHook',
+           'ResumableCheckpointHook', 'SCOPE_TASKS', 'add_common_args', 'add_prediction_dump',
            'allow_mmengine_checkpoints', 'apply_resume', 'build_runner', 'check_prediction_out',
            'close_distributed', 'enable_amp', 'enable_show_dir', 'find_resumable_checkpoint',
-           'load_config', 'NonFiniteGuardHook', 'PreemptionHook', 'ResumableCheckpointHook',
-           'setup_cpu_distributed', 'task_of']
+           'load_config', 'setup_cpu_distributed', 'task_of']

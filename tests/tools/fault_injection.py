@@ -93,3 +93,17 @@ class WritePid(Hook):
     def before_train(self, runner):
         with open(os.path.join(runner.work_dir, f'pid_rank{runner.rank}'), 'w') as f:
             f.write(str(os.getpid()))
+
+
+@HOOKS.register_module(force=True)
+class SignalDuringValidation(Hook):
+    """Send SIGTERM to this process at the first validation batch (once)."""
+
+    def __init__(self):
+        self.sent = False
+
+    def before_val_iter(self, runner, batch_idx, data_batch=None):
+        if not self.sent:
+            self.sent = True
+            print('fault_injection: SIGTERM during validation', flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)

@@ -116,7 +116,8 @@ def test_sigterm_while_writing_checkpoint_then_resume_matches_det(det_reference,
     work_dir = workspace / 'long_det_term'
     args = [*DET_ARGS, 'default_hooks.checkpoint.latest_interval=3',
             'default_hooks.fault.type=SignalDuringSave', 'default_hooks.fault.iteration=3']
-    status, out = train_and_signal(with_faults(DET_CONFIG, workspace), work_dir, args, workspace, 0, None)
+    status, out = train_and_signal(with_faults(DET_CONFIG, workspace), work_dir, args,
+                                   workspace, 0, None)
     assert status == 128 + signal.SIGTERM, out[-3000:]
     assert 'fault_injection: SIGTERM while writing iteration 3' in out
     assert 'SIGTERM received: stopped after iteration 3' in out
@@ -251,3 +252,24 @@ def test_sigterm_to_one_rank_stops_both_at_the_same_iteration(workspace):
     assert proc.returncode != 0  # torchrun reports the workers' status 143 as a failure
     assert torch.load(work_dir / 'latest.pth')['meta']['iter'] == stopped
     assert not re.search(rf'Iter\(train\) \[ *{stopped + 1}/', out)  # rank 0 stopped too
+
+
+def test_sigterm_during_validation_stops_at_once(workspace):
+    """The epoch's checkpoint is written before validation: the run stops after the
+    current validation batch and resumes with the next epoch."""
+    work_dir = workspace / 'long_det_val'
+    args = [*DET_TINY, 'train_dataloader.batch_size=2', 'default_hooks.logger.interval=1',
+            'train_cfg.max_epochs=2', 'train_cfg.val_interval=1',
+            'default_hooks.checkpoint.interval=1',
+            'default_hooks.fault.type=SignalDuringValidation']
+    status, out = train_and_signal(with_faults(DET_CONFIG, workspace), work_dir, args,
+                                   workspace, 0, None)
+    assert status == 128 + signal.SIGTERM, out[-3000:]
+    assert 'fault_injection: SIGTERM during validation' in out
+    assert (f'SIGTERM received: stopped during validation after iteration 2; resumable '
+            f'checkpoint {work_dir}/epoch_1.pth') in out
+    assert 'Epoch(val) [1][2/2]' not in out  # stopped after the first validation batch
+    args = [a for a in args if 'fault' not in a]
+    train(DET_CONFIG, work_dir, args, workspace, resume=True)
+    assert 'resumed epoch: 1, iter: 2' in run_log(work_dir)
+    assert torch.load(work_dir / 'epoch_2.pth')['meta']['iter'] == 4

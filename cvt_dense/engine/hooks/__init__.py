@@ -6,4 +6,5 @@ from .nonfinite_guard import NonFiniteGuardHook, NonFiniteTrainingError
 from .preemption import Preempted, PreemptionHook
 from .resumable_checkpoint import ResumableCheckpointHook
 
-__all__ = ['BadSampleHook', 'NonFiniteGuardHook', 'NonFiniteTrainingError', 'Preempted', 'PreemptionHook', 'ResumableCheckpointHook']
+__all__ = ['BadSampleHook', 'NonFiniteGuardHook', 'NonFiniteTrainingError', 'Preempted',
+           'PreemptionHook', 'ResumableCheckpointHook']

@@ -27,7 +27,8 @@ class PreemptionHook(Hook):
     ``128 + signal number`` (143 for SIGTERM, 130 for SIGINT), as a shell reports a
     process ended by that signal (when a checkpoint was written at that iteration anyway,
     it is the one resumed from). ``tools/train.py --resume`` continues from there.
-    A second signal ends the process at once.
+    During validation the run stops after the current validation batch when the
+    training position is already checkpointed. A second signal ends the process at once.
 
     Args:
         signals (Sequence[str]): Names of the signals handled. Defaults to
@@ -68,17 +69,38 @@ class PreemptionHook(Hook):
         all_reduce(received, op='max')
         return int(received.item())
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        signum = self._agreed_signal()
-        if not signum:
-            return
-        name = signal.Signals(signum).name
+    def _checkpoint_hook(self, runner, name: str) -> ResumableCheckpointHook:
         hooks = [h for h in runner.hooks if isinstance(h, ResumableCheckpointHook)]
         if not hooks:
             raise RuntimeError(f'{name}: PreemptionHook needs a ResumableCheckpointHook '
                                f'(default_hooks.checkpoint) to write the checkpoint')
-        path = hooks[0].checkpoint_now(runner)
-        runner.logger.warning(f'{name} received: stopped after iteration {runner.iter + 1}; '
+        return hooks[0]
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        signum = self._agreed_signal()
+        if signum:
+            name = signal.Signals(signum).name
+            path = self._checkpoint_hook(runner, name).checkpoint_now(runner)
+            self._stop(runner, signum, f'after iteration {runner.iter + 1}', path)
+
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        """During validation within training, stop at once when the training position
+        is already in a checkpoint (the usual case: checkpoints are written before
+        validation); that validation is not repeated after resuming. Otherwise the run
+        stops after the next training iteration."""
+        if not self._previous:  # not training (tools/test.py, runner.val())
+            return
+        signum = self._agreed_signal()
+        if not signum:
+            return
+        name = signal.Signals(signum).name
+        path = self._checkpoint_hook(runner, name).checkpoint_after(runner.iter)
+        if path is not None:
+            self._stop(runner, signum, f'during validation after iteration {runner.iter}',
+                       path)
+
+    def _stop(self, runner, signum: int, when: str, path: str) -> None:
+        runner.logger.warning(f'{signal.Signals(signum).name} received: stopped {when}; '
                               f'resumable checkpoint {path} (resume with --resume)')
         self._restore_handlers()
         close_distributed()

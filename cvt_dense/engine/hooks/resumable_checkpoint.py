@@ -115,11 +115,15 @@ class ResumableCheckpointHook(CheckpointHook):
         broadcast(due, src=0)
         return bool(due.item())
 
+    def checkpoint_after(self, iteration: int) -> Optional[str]:
+        """The checkpoint written after ``iteration`` iterations, if any."""
+        saved_iteration, path = self._saved
+        return path if saved_iteration == iteration else None
+
     def checkpoint_now(self, runner) -> str:
         """A checkpoint of the iteration just finished: the one already written at this
         iteration, else a new ``latest.pth``. Called by every rank."""
-        iteration, path = self._saved
-        return path if iteration == runner.iter + 1 else self.save_latest(runner)
+        return self.checkpoint_after(runner.iter + 1) or self.save_latest(runner)
 
     def save_latest(self, runner) -> str:
         """Write ``latest.pth`` for the iteration just finished; return its path.
