@@ -273,3 +273,22 @@ def test_sigterm_during_validation_stops_at_once(workspace):
     train(DET_CONFIG, work_dir, args, workspace, resume=True)
     assert 'resumed epoch: 1, iter: 2' in run_log(work_dir)
     assert torch.load(work_dir / 'epoch_2.pth')['meta']['iter'] == 4
+
+
+def test_sigterm_then_resume_matches_uninterrupted_det(det_reference, workspace):
+    work_dir = workspace / 'long_det_term_random'
+    after = random.Random(12).randint(1, 2 * DET_EPOCHS - 2)
+    status, out = train_and_signal(DET_CONFIG, work_dir, DET_ARGS, workspace, after,
+                                   signal.SIGTERM)
+    assert status == 128 + signal.SIGTERM, out[-3000:]
+    stopped = int(re.search(r'SIGTERM received: stopped after iteration (\d+)', out)[1])
+    assert after <= stopped < 2 * DET_EPOCHS  # the signal arrived before the end
+
+    train(DET_CONFIG, work_dir, DET_ARGS, workspace, resume=True)
+    log = run_log(work_dir)
+    # Stopped within (or at the end of) epoch `epoch`, after `done` of its 2 batches.
+    epoch = (stopped - 1) // 2
+    done = stopped - 2 * epoch
+    assert f'resumed epoch: {epoch}, iter: {stopped}' in log
+    assert f'after {done} batches' in log
+    assert_same_weights(final_weights(work_dir, f'epoch_{DET_EPOCHS}.pth'), det_reference)
