@@ -72,3 +72,10 @@ def test_planted_label_value_is_listed(planted, workspace):
     assert '  label outside the classes: 1\n' in out and 'has values [7]' in out
     # The truncated and the missing image (the missing one is not listed by mmseg).
     assert '  unreadable image: 1\n' in out
+
+
+def test_missing_annotation_file_is_reported(workspace):
+    status, out = check(DET_CONFIG, workspace, '--cfg-options',
+                        'train_dataloader.dataset.ann_file=annotations/missing.json')
+    assert status == 1
+    assert '  unreadable annotation file: 1\n' in out and 'missing.json' in out

@@ -30,8 +30,12 @@ def check_coco(ann_file: str, img_dir: str, classes: Optional[Sequence[str]] = N
         tuple: (number of images, list of :class:`Problem`, {image id: (path, list of
         annotations)} and {category id: name} for drawing).
     """
-    with open(ann_file) as f:
-        coco = json.load(f)
+    try:
+        with open(ann_file) as f:
+            coco = json.load(f)
+    except (OSError, ValueError) as err:
+        return 0, [Problem('unreadable annotation file', f'{name} ({ann_file})',
+                           f'{type(err).__name__}: {err}')], {}, {}
     problems = []
     images, annotations = coco.get('images', []), coco.get('annotations', [])
     known = {c['id'] for c in coco.get('categories', [])

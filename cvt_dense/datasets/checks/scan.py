@@ -69,9 +69,13 @@ def scan_coco(name: str, dataset: dict) -> ScanResult:
 
 def scan_semantic(name: str, dataset_cfg: dict) -> ScanResult:
     from mmseg.registry import DATASETS
-    dataset = DATASETS.build(dict(dataset_cfg, pipeline=[], lazy_init=False))
+    label = f'{name} {dataset_cfg.get("type")}'
+    try:
+        dataset = DATASETS.build(dict(dataset_cfg, pipeline=[], lazy_init=False))
+    except Exception as err:  # e.g. a missing folder: report it with the rest
+        problem = Problem('unreadable dataset', label, f'{type(err).__name__}: {err}')
+        return ScanResult(label, 0, [problem], lambda number, folder: [])
     meta = dataset.metainfo
-    label = f'{name} {type(dataset).__name__}'
     data_list = [dataset.get_data_info(i) for i in range(len(dataset))]
     problems = check_semantic(data_list, len(meta['classes']),
                               getattr(dataset, 'reduce_zero_label', False), label)
@@ -103,7 +107,7 @@ def scan_config(cfg) -> List[ScanResult]:
             result = scan_coco(name, dataset)
         else:
             result = scan_semantic(name, dataset)
-        if not result.num_samples:
+        if not result.num_samples and not result.problems:
             result.problems.append(Problem('empty dataset', result.name, 'no samples found'))
         results.append(result)
     return results
