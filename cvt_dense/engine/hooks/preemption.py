@@ -42,6 +42,7 @@ class PreemptionHook(Hook):
         self.signals = [getattr(signal, name) for name in signals]
         self._received = 0
         self._previous = {}
+        self._checkpoints = None
 
     def _handle(self, signum, frame) -> None:
         if self._received:  # asked twice: stop now
@@ -56,6 +57,11 @@ class PreemptionHook(Hook):
         self._previous = {}
 
     def before_train(self, runner) -> None:
+        hooks = [h for h in runner.hooks if isinstance(h, ResumableCheckpointHook)]
+        if not hooks:  # found out now, not when the signal comes
+            raise RuntimeError('PreemptionHook needs a ResumableCheckpointHook '
+                               '(default_hooks.checkpoint) to write its checkpoint')
+        self._checkpoints = hooks[0]
         for signum in self.signals:
             self._previous[signum] = signal.signal(signum, self._handle)
 
@@ -69,18 +75,10 @@ class PreemptionHook(Hook):
         all_reduce(received, op='max')
         return int(received.item())
 
-    def _checkpoint_hook(self, runner, name: str) -> ResumableCheckpointHook:
-        hooks = [h for h in runner.hooks if isinstance(h, ResumableCheckpointHook)]
-        if not hooks:
-            raise RuntimeError(f'{name}: PreemptionHook needs a ResumableCheckpointHook '
-                               f'(default_hooks.checkpoint) to write the checkpoint')
-        return hooks[0]
-
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         signum = self._agreed_signal()
         if signum:
-            name = signal.Signals(signum).name
-            path = self._checkpoint_hook(runner, name).checkpoint_now(runner)
+            path = self._checkpoints.checkpoint_now(runner)
             self._stop(runner, signum, f'after iteration {runner.iter + 1}', path)
 
     def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
@@ -93,8 +91,7 @@ class PreemptionHook(Hook):
         signum = self._agreed_signal()
         if not signum:
             return
-        name = signal.Signals(signum).name
-        path = self._checkpoint_hook(runner, name).checkpoint_after(runner.iter)
+        path = self._checkpoints.checkpoint_after(runner.iter)
         if path is not None:
             self._stop(runner, signum, f'during validation after iteration {runner.iter}',
                        path)
