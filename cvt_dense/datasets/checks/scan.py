@@ -53,8 +53,8 @@ def scan_coco(name: str, dataset: dict) -> ScanResult:
     img_dir = _join(root, dataset.get('data_prefix', {}).get('img', ''))
     classes = (dataset.get('metainfo') or {}).get('classes')
     label = f'{name} {dataset.get("type", "CocoDataset")}'
-    count, problems, samples, names = check_coco(_join(root, dataset['ann_file']), img_dir,
-                                          classes, label)
+    count, problems, samples, names = check_coco(_join(root, dataset['ann_file']),
+                                                 img_dir, classes, label)
 
     def draw(number: int, folder: str) -> list:
         written = []
