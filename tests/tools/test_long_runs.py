@@ -154,6 +154,7 @@ def test_sigkill_at_random_moments_loses_at_most_the_interval(seg_reference, wor
     out = train(SEG_CONFIG, work_dir, args, workspace, resume=True)
     final = torch.load(work_dir / f'iter_{SEG_ITERS}.pth')
     assert final['meta']['iter'] == SEG_ITERS
+    assert not list(work_dir.glob('.*.tmp*'))  # none left by a kill during a write
     assert_same_weights(final['state_dict'], seg_reference)
 
 
@@ -167,9 +168,12 @@ def test_truncated_latest_checkpoint_falls_back_to_previous(seg_reference, works
     latest = work_dir / 'latest.pth'
     assert torch.load(latest)['meta']['iter'] == half
     latest.write_bytes(latest.read_bytes()[:latest.stat().st_size // 2])  # a cut copy
+    stale = work_dir / '.latest.pth.tmp4242'  # as left by a writer killed mid-write
+    stale.write_bytes(b'half')
 
     out = train(SEG_CONFIG, work_dir, SEG_ARGS, workspace, resume=True)
     assert f'skipping checkpoint {latest}: it cannot be read' in out
+    assert f'removing {stale}' in out and not stale.exists()
     assert f'resumed epoch: 0, iter: {half - 1}' in run_log(work_dir)
     assert_same_weights(final_weights(work_dir, f'iter_{SEG_ITERS}.pth'), seg_reference)
 

@@ -1,6 +1,8 @@
 """``ResumableCheckpointHook``: mmengine's ``CheckpointHook`` with crash-safe files, a
 periodic overwritten ``latest.pth`` and the state an exact mid-epoch resume needs."""
 import functools
+import glob
+import os
 import os.path as osp
 import time
 from typing import Optional
@@ -50,7 +52,8 @@ class ResumableCheckpointHook(CheckpointHook):
     On top of mmengine's hook:
 
     - every checkpoint is written to a temporary name, flushed and renamed, and the
-      ``last_checkpoint`` pointer is replaced atomically after it;
+      ``last_checkpoint`` pointer is replaced atomically after it (temporary files of a
+      run killed while writing are removed when training starts again);
     - ``latest.pth`` (one file, overwritten) is written every ``latest_interval``
       iterations and/or every ``latest_seconds`` seconds, so that a killed run loses
       little; :class:`PreemptionHook` writes it on SIGTERM too;
@@ -87,6 +90,11 @@ class ResumableCheckpointHook(CheckpointHook):
     def before_train(self, runner) -> None:
         super().before_train(runner)
         make_saves_atomic(runner)
+        if is_main_process() and '://' not in str(self.out_dir):
+            for stale in glob.glob(osp.join(self.out_dir, '.*.tmp[0-9]*')):
+                runner.logger.warning(f'removing {stale}, left by a run killed while '
+                                      f'writing a checkpoint')
+                os.remove(stale)
         self._last_save_time = time.monotonic()
         state, self._resume_state = self._resume_state, None
         if state is not None and runner.iter == state['iter'] and runner.iter > 0:
