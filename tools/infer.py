@@ -5,7 +5,9 @@
 
 mmdet configs (``default_scope='mmdet'``) get boxes, labels and instance masks drawn;
 mmseg configs (``default_scope='mmseg'``) get the colour-coded segmentation blended over
-the image. Class names and colours come from the checkpoint's ``dataset_meta``.
+the image. Class names and colours come from the checkpoint's ``dataset_meta``. Grayscale,
+palette, RGBA, 16-bit and EXIF-rotated images are read as upright 8-bit RGB; a missing,
+empty or corrupt image ends the tool with one line naming it (exit status 1).
 """
 import argparse
 import os.path as osp
@@ -16,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # cvt_dense withou
 
 from mmengine.config import Config, DictAction  # noqa: E402
 
+from cvt_dense.datasets import ImageReadError, read_image_rgb  # noqa: E402
 from cvt_dense.engine import task_of  # noqa: E402
 
 
@@ -69,13 +72,15 @@ def infer_segmentation(cfg, args, image_bgr, image_rgb):
 
 def main(argv=None):
     args = parse_args(argv)
-    for path, what in ((args.image, 'image'), (args.config, 'config'),
-                       (args.checkpoint, 'checkpoint')):
+    try:
+        image_rgb = read_image_rgb(args.image)
+    except ImageReadError as err:
+        raise SystemExit(f'infer.py: {err}') from None
+    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} file not found: {path}')
     if not 0 < args.opacity <= 1:
         raise ValueError(f'--opacity must be in (0, 1], got {args.opacity}')
-    import mmcv
     import torch
     args.device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
     cfg = Config.fromfile(args.config)
@@ -84,9 +89,9 @@ def main(argv=None):
     task = task_of(cfg)
     # The inference APIs take the BGR array mmcv reads (as from a file); the visualizers
     # draw on RGB.
-    image_bgr = mmcv.imread(args.image)
+    image_bgr = image_rgb[..., ::-1].copy()
     infer = infer_detection if task == 'det' else infer_segmentation
-    summary = infer(cfg, args, image_bgr, mmcv.bgr2rgb(image_bgr))
+    summary = infer(cfg, args, image_bgr, image_rgb)
     print(f'{summary}; picture written to {args.out}')
 
 

@@ -5,7 +5,14 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=16000, max_keep_ckpts=3),
+    checkpoint=dict(type='ResumableCheckpointHook', by_epoch=False, interval=16000,
+                    max_keep_ckpts=3, latest_seconds=1800),  # + latest.pth every 30 minutes
+    # Long runs (docs/getting_started.md): SIGTERM/SIGINT write latest.pth and exit 143/130;
+    # NaN/Inf losses are skipped, 5 in a row stop the run; unreadable samples are named
+    # (bad_samples.skip=True: skipped and counted, at most 1%).
+    preemption=dict(type='PreemptionHook'),
+    nonfinite_guard=dict(type='NonFiniteGuardHook', max_consecutive=5),
+    bad_samples=dict(type='BadSampleHook', skip=False, max_skip_fraction=0.01),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
 

@@ -1,4 +1,5 @@
-"""Datasets shipped with the toolkit: the built-in shapes demo data.
+"""Datasets shipped with the toolkit: the built-in shapes demo data; reading odd image
+files; errors that name the failing sample.
 
 Names are imported lazily so that ``python -m cvt_dense.datasets.shapes`` runs the module
 once, as ``__main__``, without a second copy imported by this package.
@@ -6,6 +7,8 @@ once, as ``__main__``, without a second copy imported by this package.
 import importlib
 
 _EXPORTS = {
+    'image_io': ('ImageReadError', 'read_image_rgb'),
+    'sample_errors': ('BadSampleError', 'NamedSamplePipeline', 'SampleCounts'),
     'shapes': ('SEMANTIC_CLASSES', 'SEMANTIC_PALETTE', 'SHAPE_CLASSES', 'ShapesSpec',
                'generate_shapes', 'is_complete', 'render_scene'),
 }

@@ -4,11 +4,14 @@ The tools follow mmdet's and mmseg's own ``tools/train.py`` / ``tools/test.py`` 
 their users find the same options, and work for configs of either library.
 """
 import argparse
+import logging
 import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 
+from .checkpoint_finder import checkpoint_problem, find_resumable_checkpoint, pointed_checkpoint
 from .distributed import LAUNCHERS, setup_cpu_distributed
 from .task import task_of
 
@@ -83,20 +86,39 @@ def enable_tensorboard(cfg: Config) -> None:
 
 
 def apply_resume(cfg: Config, resume) -> None:
-    """``--resume``: ``'auto'`` resumes from the work dir's latest checkpoint, a path from it.
+    """``--resume``: ``'auto'`` resumes from the work dir's newest readable checkpoint, a
+    path from that checkpoint.
+
+    With ``'auto'``, ``last_checkpoint``'s target is used when it can be read (mmengine's
+    own auto-resume); otherwise the newest readable ``*.pth`` of the work dir, with a
+    warning naming each unreadable one (see :func:`find_resumable_checkpoint`).
 
     Args:
         cfg (Config): Run config, changed in place.
         resume (str | None): None (no resume), ``'auto'`` or a checkpoint path.
+
+    Raises:
+        FileNotFoundError: ``resume`` is a path that does not exist.
+        RuntimeError: ``resume`` is a checkpoint that cannot be read, or with ``'auto'``
+            none of the work dir's checkpoints can.
     """
     if resume is None:
         return
     cfg.resume = True
     if resume == 'auto':
         cfg.load_from = None
+        work_dir = cfg.get('work_dir')
+        found = find_resumable_checkpoint(work_dir) if work_dir and osp.isdir(work_dir) else None
+        if found is not None and found != pointed_checkpoint(work_dir):
+            cfg.load_from = found
+            print_log(f'Resuming from {found}, the newest readable checkpoint',
+                      logger='current', level=logging.WARNING)
         return
     if not osp.isfile(resume):
         raise FileNotFoundError(f'--resume checkpoint not found: {resume}')
+    problem = checkpoint_problem(resume)
+    if problem is not None:
+        raise RuntimeError(f'--resume checkpoint {resume} cannot be read: {problem}')
     cfg.load_from = resume
 
 

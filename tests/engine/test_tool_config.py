@@ -6,6 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 from mmengine.config import Config
 
 from cvt_dense.engine import (add_common_args, add_prediction_dump, apply_resume,
@@ -51,11 +52,27 @@ def test_resume_modes(tmp_path):
     apply_resume(cfg, 'auto')
     assert cfg.resume is True and cfg.load_from is None
     ckpt = tmp_path / 'epoch_3.pth'
-    ckpt.write_bytes(b'')
+    torch.save(dict(meta=dict(epoch=3), state_dict={}), ckpt)
     apply_resume(cfg, str(ckpt))
     assert cfg.resume is True and cfg.load_from == str(ckpt)
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         apply_resume(cfg, str(tmp_path / 'missing.pth'))
+    ckpt.write_bytes(b'')
+    with pytest.raises(RuntimeError, match='epoch_3.pth cannot be read'):
+        apply_resume(cfg, str(ckpt))
+
+
+def test_auto_resume_skips_an_unreadable_latest_checkpoint(tmp_path, capsys):
+    older, latest = tmp_path / 'iter_2.pth', tmp_path / 'latest.pth'
+    torch.save(dict(meta=dict(iter=2), state_dict={}), older)
+    latest.write_bytes(b'PK\x03\x04 cut short')
+    (tmp_path / 'last_checkpoint').write_text(str(latest))
+    cfg = Config(dict(work_dir=str(tmp_path)))
+    apply_resume(cfg, 'auto')
+    assert cfg.resume is True and cfg.load_from == str(older)
+    torch.save(dict(meta=dict(iter=4), state_dict={}), latest)
+    apply_resume(cfg, 'auto')  # readable again: mmengine's own auto-resume
+    assert cfg.load_from is None
 
 
 def test_show_dir_for_detection_and_segmentation(tmp_path, monkeypatch):

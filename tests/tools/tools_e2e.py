@@ -48,9 +48,10 @@ def tool_env() -> dict:
     return env
 
 
-def run_tool(cmd, cwd, timeout=240) -> str:
+def run_tool(cmd, cwd, timeout=240, env=None) -> str:
     """Run a command, fail with the end of its output if it fails; return the output."""
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=tool_env(), timeout=timeout,
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env or tool_env(),
+                          timeout=timeout,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if proc.returncode != 0:
         pytest.fail(f'{" ".join(map(str, cmd))} exited with {proc.returncode}:\n'
