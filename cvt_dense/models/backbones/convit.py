@@ -6,8 +6,7 @@ from mmengine.model.weight_init import constant_init, trunc_normal_, trunc_norma
 from timm.layers import PatchEmbed, resample_abs_pos_embed
 from torch import nn
 
-from ..layers import call_block, tokens_to_map
-from ..layers.pos_embed import resample_tokens_bicubic_aa
+from ..layers import call_block, resample_tokens_bicubic_aa, tokens_to_map
 from .base import DenseBackbone
 from .convit_arch import ARCH_SETTINGS, resolve_arch
 from .convit_blocks import GPSA, ConViTBlock
