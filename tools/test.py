@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # cvt_dense without install
 
 from cvt_dense.engine import (add_common_args, add_prediction_dump,  # noqa: E402
-                              build_runner, check_prediction_out, close_distributed,
+                              build_runner, check_prediction_out, end_distributed_process,
                               enable_show_dir, load_config)
 
 
@@ -54,7 +54,7 @@ def main(argv=None):
             print(f'pictures written to {show_dir}')
         if args.out:
             print(f'predictions written to {args.out}')
-    close_distributed()
+    end_distributed_process()
 
 
 if __name__ == '__main__':

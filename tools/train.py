@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # cvt_dense without install
 
 from cvt_dense.engine import (add_common_args, apply_resume, build_runner,  # noqa: E402
-                              close_distributed, enable_amp, enable_tensorboard,
+                              end_distributed_process, enable_amp, enable_tensorboard,
                               load_config)
 
 
@@ -44,7 +44,7 @@ def main(argv=None):
 
     runner = build_runner(cfg)
     runner.train()
-    close_distributed()
+    end_distributed_process()
 
 
 if __name__ == '__main__':

@@ -76,6 +76,32 @@ def test_single_process_gloo_group(no_cuda, monkeypatch):
             dist.destroy_process_group()
 
 
+END_SCRIPT = '''
+import logging, os, sys, torch.distributed as dist
+from cvt_dense.engine import end_distributed_process
+end_distributed_process(3)  # no group yet: nothing happens
+dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{sys.argv[2]}', rank=0,
+                        world_size=1)
+logger = logging.getLogger('tool')
+logger.addHandler(logging.FileHandler(sys.argv[1]))
+logger.warning('last log line')
+print('work done', end='')  # no newline: only an explicit flush writes it
+end_distributed_process(5)
+print('not reached')
+'''
+
+
+def test_end_distributed_process_flushes_and_exits_with_the_code(tmp_path):
+    import subprocess
+    import sys
+    log = tmp_path / 'tool.log'
+    proc = subprocess.run([sys.executable, '-c', END_SCRIPT, str(log), str(free_port())],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 5, proc.stderr
+    assert proc.stdout == 'work done'
+    assert log.read_text() == 'last log line\n'
+
+
 def test_close_without_a_group_does_nothing():
     assert not dist.is_initialized()
     close_distributed()
