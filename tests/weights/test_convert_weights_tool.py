@@ -127,3 +127,29 @@ def test_mmdet_checkpoint_source_selects_the_backbone(tmp_path, hf_bin, tool, ca
     out = capsys.readouterr().out
     assert 'dropped (not backbone): 1' in out and 'neck.conv.weight' in out
     assert set(torch.load(dst)) == set(cvt_for_hf().state_dict())
+
+
+def test_convit_checkpoint_is_detected_converted_and_checked(tmp_path, tool, capsys):
+    """The same tool for the second backbone: a timm ConViT file is recognised from its
+    keys, loses its classifier, and --check-arch names a wrong preset."""
+    from safetensors.torch import save_file
+
+    from convit_oracle import TINY_CONVIT, timm_convit, timm_tiny_kwargs
+    from cvt_dense.models import ConViT
+    source = timm_convit(**timm_tiny_kwargs())
+    src = tmp_path / 'model.safetensors'
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(src))
+    dst = tmp_path / 'convit_backbone.pth'
+    assert tool.main([str(src), str(dst)]) == 0
+    out = capsys.readouterr().out
+    assert '(ConViT, official format)' in out and 'local_up_to_layer 2' in out
+    assert 'dropped (classifier only): 4' in out
+    written = torch.load(dst)
+    assert not any(k.startswith(('head.', 'norm.')) for k in written)
+    assert load_pretrained(ConViT(TINY_CONVIT), dst).complete
+    assert tool.main([str(src), str(tmp_path / 'x.pth'), '--check-arch', 'convit-tiny']) == 1
+    err = capsys.readouterr().err
+    assert 'blocks.0.attn.proj.weight: checkpoint (32, 32) vs model (192, 192)' in err
+    assert 'depth 4, local_up_to_layer 2' in err and 'model (convit-tiny)' in err
+    assert tool.main([str(src), str(tmp_path / 'y.pth'), '--backbone', 'CvT']) == 1
+    assert "They are a ConViT" in capsys.readouterr().err
