@@ -1,5 +1,5 @@
-"""What a mid-epoch resume needs beyond mmengine's checkpoint: RNG states and the position
-in the training data.
+"""What a mid-epoch resume needs beyond mmengine's checkpoint: RNG states, the position in
+the training data, and sample randomness that does not depend on the loading process.
 
 mmengine restores the epoch and iteration counters only. Resumed mid-epoch, its
 ``EpochBasedTrainLoop`` replays the whole epoch (samples seen twice, the epoch longer), and
@@ -10,9 +10,12 @@ torch, CUDA; of every rank) are put back as they were when the checkpoint was wr
 before the first batch after the resume is read, so the resumed run draws the same
 augmentations, RoI samples and drop-path masks as a run that never stopped.
 
-With ``num_workers > 0`` the sample order is exact, but augmentations drawn in worker
-processes are not: each worker is re-seeded by mmengine's ``worker_init_fn`` when it
-starts, as at the start of every epoch.
+Augmentations are drawn while a sample is loaded, in the main process or in a dataloader
+worker that mmengine seeds when it starts; which worker loads which batch depends on
+``num_workers`` and on where the pass started. So each sample is loaded under seeds of its
+own, derived from the run's seed, the rank, the pass and its position in the pass
+(:func:`seed_sample_randomness`): its augmentations are the same with any ``num_workers``
+and after a resume.
 """
 import random
 from typing import Callable, Optional
@@ -23,6 +26,8 @@ from mmengine.dataset import InfiniteSampler
 from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.runner import IterBasedTrainLoop
 from mmengine.runner.loops import _InfiniteDataloaderIterator
+
+from ..datasets.sample_seeds import SeededIndex, seed_samples
 
 
 def rng_state() -> dict:
@@ -62,28 +67,56 @@ def own_rng_state(states: list) -> dict:
     return states[rank] if rank < len(states) else states[0]
 
 
-def _skipping_class(cls: type) -> type:
-    """A subclass of the batch-sampler class ``cls`` whose next pass drops its first
-    ``_skip_batches`` batches (indices only, nothing is loaded), then calls
-    ``_on_resume`` once."""
+def _resumable_class(cls: type) -> type:
+    """A subclass of the batch-sampler class ``cls`` whose passes
+
+    - drop the first ``_skip_batches`` batches of the next pass (indices only, nothing is
+      loaded), then call ``_on_resume`` once;
+    - with ``_sample_seed`` set, yield :class:`SeededIndex` indices whose seed key is
+      ``(*_sample_seed, pass, position)``: the pass is the sampler's ``epoch`` (0 for
+      samplers without one, e.g. ``InfiniteSampler``: one endless pass) and the position
+      counts the samples of the pass, skipped ones included.
+    """
 
     def __iter__(self):
         skip, self._skip_batches = self._skip_batches, 0
         on_resume, self._on_resume = self._on_resume, None
-        batches = super(resuming, self).__iter__()
+        if self._sample_seed is not None:
+            pass_number = getattr(getattr(self, 'sampler', None), 'epoch', 0)
+            seed_key = (*self._sample_seed, pass_number)
+        batches = super(resumable, self).__iter__()
+        position = 0
         for _ in range(skip):
-            if next(batches, None) is None:
+            batch = next(batches, None)
+            if batch is None:
                 break
+            position += len(batch)
         if on_resume is not None:
             on_resume()
-        yield from batches
+        for batch in batches:
+            if self._sample_seed is not None:
+                batch = [SeededIndex(index, (*seed_key, position + offset))
+                         for offset, index in enumerate(batch)]
+            position += len(batch)
+            yield batch
 
     # A direct subclass keeps the instance layout, so that __class__ can be reassigned.
-    resuming = type(f'Resuming{cls.__name__}', (cls,), {'__iter__': __iter__})
-    return resuming
+    resumable = type(f'Resumable{cls.__name__}', (cls,),
+                     dict(__iter__=__iter__, _skip_batches=0, _on_resume=None,
+                          _sample_seed=None))
+    return resumable
 
 
-_SKIPPING_CLASSES = {}
+_RESUMABLE_CLASSES = {}
+
+
+def _resumable(batch_sampler):
+    cls = type(batch_sampler)
+    if cls not in _RESUMABLE_CLASSES.values():
+        if cls not in _RESUMABLE_CLASSES:
+            _RESUMABLE_CLASSES[cls] = _resumable_class(cls)
+        batch_sampler.__class__ = _RESUMABLE_CLASSES[cls]
+    return batch_sampler
 
 
 def skip_batches(dataloader, count: int, on_resume: Optional[Callable] = None) -> None:
@@ -95,14 +128,22 @@ def skip_batches(dataloader, count: int, on_resume: Optional[Callable] = None) -
         on_resume (callable, optional): Called once, after the skipped batches and before
             the first batch is read (where the RNG states are restored).
     """
-    batch_sampler = dataloader.batch_sampler
-    cls = type(batch_sampler)
-    if cls not in _SKIPPING_CLASSES.values():
-        if cls not in _SKIPPING_CLASSES:
-            _SKIPPING_CLASSES[cls] = _skipping_class(cls)
-        batch_sampler.__class__ = _SKIPPING_CLASSES[cls]
+    batch_sampler = _resumable(dataloader.batch_sampler)
     batch_sampler._skip_batches = count
     batch_sampler._on_resume = on_resume
+
+
+def seed_sample_randomness(dataloader, seed: int) -> None:
+    """Load every sample of ``dataloader`` under its own seeds, derived from ``seed``, the
+    rank, the pass and the sample's position in the pass (see
+    :mod:`cvt_dense.datasets.sample_seeds`): its augmentations are then the same whichever
+    process loads it, with any ``num_workers``, and after a resume."""
+    seed_samples(dataloader.dataset)
+    _resumable(dataloader.batch_sampler)._sample_seed = (seed, get_rank())
+    # Each iterator draws its workers' base seed (now without effect on the samples):
+    # from a generator of its own, not from the training's (persistent workers draw once,
+    # others once per pass).
+    dataloader.generator = torch.Generator().manual_seed(seed)
 
 
 def data_position(runner, meta: dict, epoch_start_iter: int) -> int:
@@ -124,11 +165,13 @@ def resume_data_position(runner, batches: int, on_resume: Callable) -> None:
     """Continue the training data after ``batches`` batches (see :func:`data_position`).
 
     For the iteration-based loop, also stops mmengine from loading the ``iter`` batches it
-    would otherwise read and throw away.
+    would otherwise read and throw away. For the epoch-based loop, the batches of the
+    resumed epoch keep their numbers (the log's ``[i/len]``, hooks' end-of-epoch checks).
     """
     loop = runner.train_loop
     if not isinstance(loop, IterBasedTrainLoop):
         skip_batches(loop.dataloader, batches, on_resume)
+        _continue_batch_indices(loop, batches)
         return
     passes = 0
     if not isinstance(_sampler_of(loop.dataloader), InfiniteSampler):
@@ -136,10 +179,46 @@ def resume_data_position(runner, batches: int, on_resume: Callable) -> None:
         # len(dataloader) batches with the next epoch's order.
         passes, batches = divmod(batches, len(loop.dataloader))
         _set_sampler_epoch(loop.dataloader, passes)
-    skip_batches(loop.dataloader, batches, on_resume)
-    # A fresh iterator (the one built with the loop started before the resume), whose first
-    # `iter` batches, which mmengine's fast-forward requests, are not loaded.
-    loop.dataloader_iterator = _FastForwardedIterator(loop.dataloader, loop.iter, passes)
+    skip_batches(loop.dataloader, batches)
+    # The first `iter` batches, which mmengine's fast-forward requests, are not loaded.
+    restart_train_iterator(loop, loop.iter, passes, on_resume)
+
+
+def restart_train_iterator(loop, skipped: int = 0, passes: int = 0,
+                           on_resume: Optional[Callable] = None) -> None:
+    """Give the iteration-based ``loop`` a fresh data iterator (e.g. after the dataloader's
+    dataset or ``worker_init_fn`` changed: mmengine makes the iterator when it builds the
+    loop, and starts its workers then).
+
+    Args:
+        loop (IterBasedTrainLoop): The loop.
+        skipped (int): ``next`` calls the new iterator answers with None, without reading
+            data. Defaults to 0.
+        passes (int): Passes over a finite sampler already done. Defaults to 0.
+        on_resume (callable, optional): Called once, before the first batch is read
+            (workers read ahead: not when the batch sampler reaches it).
+    """
+    sampler = _sampler_of(loop.dataloader)
+    if isinstance(sampler, InfiniteSampler):
+        # Its one generator of indices is shared by all its iterators: the old iterator
+        # has advanced it (workers prefetch) and closes it when dropped. A new one starts
+        # the same order from the beginning.
+        sampler.indices = sampler._indices_of_rank()
+    # A new iterator draws its workers' base seed from torch's generator: keep the
+    # training's random stream as it was (the same with and without workers).
+    torch_state = torch.get_rng_state()
+    loop.dataloader_iterator = _FastForwardedIterator(loop.dataloader, skipped, passes,
+                                                      on_resume)
+    torch.set_rng_state(torch_state)
+
+
+def _continue_batch_indices(loop, batches: int) -> None:
+    epoch, run_iter = loop.epoch, loop.run_iter
+
+    def run_iter_continued(idx, data_batch):
+        return run_iter(idx + batches if loop.epoch == epoch else idx, data_batch)
+
+    loop.run_iter = run_iter_continued
 
 
 def _sampler_of(dataloader):
@@ -160,15 +239,21 @@ class _FastForwardedIterator(_InfiniteDataloaderIterator):
         dataloader (DataLoader): The training dataloader.
         skipped (int): ``next`` calls answered without reading data.
         passes (int): Passes over a finite sampler already done.
+        on_resume (callable, optional): Called once, before the first batch is returned.
     """
 
-    def __init__(self, dataloader, skipped: int, passes: int = 0):
+    def __init__(self, dataloader, skipped: int, passes: int = 0,
+                 on_resume: Optional[Callable] = None):
         super().__init__(dataloader)
         self._skipped = skipped
         self._epoch = passes
+        self._on_resume = on_resume
 
     def __next__(self):
         if self._skipped > 0:
             self._skipped -= 1
             return None
+        if self._on_resume is not None:
+            on_resume, self._on_resume = self._on_resume, None
+            on_resume()
         return super().__next__()

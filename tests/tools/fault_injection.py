@@ -107,3 +107,22 @@ class SignalDuringValidation(Hook):
             self.sent = True
             print('fault_injection: SIGTERM during validation', flush=True)
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+@HOOKS.register_module(force=True)
+class SignalGroupAfter(Hook):
+    """Send SIGTERM to this process's whole group (its dataloader workers too, as slurm
+    does) after the given 1-based iteration. Run the tool in a session of its own.
+
+    Args:
+        iteration (int): Iteration after which the signal is sent.
+    """
+
+    def __init__(self, iteration: int):
+        self.iteration = iteration
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == self.iteration:
+            print(f'fault_injection: SIGTERM to the process group after iteration '
+                  f'{self.iteration}', flush=True)
+            os.killpg(os.getpgid(0), signal.SIGTERM)

@@ -21,6 +21,7 @@ SEG_ARGS = [*SEG_TINY, *TRAIN_ONLY, *DETERMINISTIC, f'train_cfg.max_iters={SEG_I
             f'default_hooks.checkpoint.interval={SEG_ITERS}']
 DET_ARGS = [*DET_TINY, *TRAIN_ONLY, *DETERMINISTIC, f'train_cfg.max_epochs={DET_EPOCHS}',
             f'default_hooks.checkpoint.interval={DET_EPOCHS}']
+WORKERS = ['train_dataloader.num_workers=2']  # the reference runs load in the main process
 TRAIN_LINE = re.compile(r'(Iter|Epoch)\(train\)')
 
 
@@ -48,12 +49,13 @@ def train(config, work_dir, args, cwd, resume=False):
 
 def train_and_signal(config, work_dir, args, cwd, after_lines, signum, resume=False):
     """Start a training run, send ``signum`` once it has logged ``after_lines`` training
-    iterations, wait for it; return (exit status, output)."""
+    iterations, wait for it; return (exit status, output). The run has a process group of
+    its own (faults may signal the whole group)."""
     cmd = [str(c) for c in python_tool('train.py', config, '--work-dir', work_dir,
                                        *(['--resume'] if resume else []),
                                        '--cfg-options', *args)]
     proc = subprocess.Popen(cmd, cwd=cwd, env=fault_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines, seen = [], 0
     try:
         for line in proc.stdout:
@@ -295,4 +297,41 @@ def test_sigterm_then_resume_matches_uninterrupted_det(det_reference, workspace)
     done = stopped - 2 * epoch
     assert f'resumed epoch: {epoch}, iter: {stopped}' in log
     assert f'after {done} batches' in log
+    assert_same_weights(final_weights(work_dir, f'epoch_{DET_EPOCHS}.pth'), det_reference)
+
+
+def test_group_sigterm_with_workers_then_resume_matches_seg(seg_reference, workspace):
+    """Two dataloader workers (the reference run has none) and SIGTERM to every process of
+    the run, as slurm sends it: the workers ignore it, the run stops with its checkpoint,
+    and the resumed run ends with the reference's weights, because each sample's
+    augmentations depend on its place in training, not on the process that loads it."""
+    work_dir = workspace / 'long_seg_workers'
+    args = [*SEG_ARGS, *WORKERS, 'default_hooks.fault.type=SignalGroupAfter',
+            'default_hooks.fault.iteration=3']
+    status, out = train_and_signal(with_faults(SEG_CONFIG, workspace), work_dir, args,
+                                   workspace, 0, None)
+    assert status == 128 + signal.SIGTERM, out[-3000:]
+    assert 'SIGTERM received: stopped after iteration 3' in out
+
+    train(SEG_CONFIG, work_dir, [*SEG_ARGS, *WORKERS], workspace, resume=True)
+    assert 'after 3 batches' in run_log(work_dir)
+    assert_same_weights(final_weights(work_dir, f'iter_{SEG_ITERS}.pth'), seg_reference)
+
+
+def test_group_sigterm_with_persistent_workers_then_resume_matches_det(det_reference,
+                                                                       workspace):
+    """As above for the epoch-based loop with persistent workers, stopped in the middle
+    of epoch 2; the resumed epoch's log keeps counting its batches."""
+    work_dir = workspace / 'long_det_workers'
+    workers = [*WORKERS, 'train_dataloader.persistent_workers=True']
+    args = [*DET_ARGS, *workers, 'default_hooks.fault.type=SignalGroupAfter',
+            'default_hooks.fault.iteration=3']
+    status, out = train_and_signal(with_faults(DET_CONFIG, workspace), work_dir, args,
+                                   workspace, 0, None)
+    assert status == 128 + signal.SIGTERM, out[-3000:]
+    assert 'SIGTERM received: stopped after iteration 3' in out
+
+    train(DET_CONFIG, work_dir, [*DET_ARGS, *workers], workspace, resume=True)
+    log = run_log(work_dir)
+    assert 'resumed epoch: 1, iter: 3' in log and 'Epoch(train) [2][2/2]' in log
     assert_same_weights(final_weights(work_dir, f'epoch_{DET_EPOCHS}.pth'), det_reference)

@@ -3,9 +3,9 @@ counted, with a bound on the fraction skipped."""
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import BaseLoop, IterBasedTrainLoop
-from mmengine.runner.loops import _InfiniteDataloaderIterator
 
 from ...datasets.sample_errors import BadSampleError, NamedSamplePipeline, SampleCounts
+from ..train_state import restart_train_iterator
 
 
 def leaf_datasets(dataset):
@@ -65,7 +65,7 @@ class BadSampleHook(Hook):
         name_failures(dataset, self.skip, self.counts)
         if isinstance(loop, IterBasedTrainLoop) and loop.dataloader.num_workers > 0:
             # Its workers were forked with the loop, before the pipeline was wrapped.
-            loop.dataloader_iterator = _InfiniteDataloaderIterator(loop.dataloader)
+            restart_train_iterator(loop)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         counts = self.counts

@@ -1,5 +1,8 @@
 """``PreemptionHook``: on SIGTERM or SIGINT, finish the iteration, write a resumable
 checkpoint and exit with status 128 + the signal number."""
+import atexit
+import multiprocessing
+import os
 import signal
 from typing import Sequence
 
@@ -7,6 +10,7 @@ import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+from mmengine.runner import BaseLoop
 
 from ..distributed import close_distributed
 from .resumable_checkpoint import ResumableCheckpointHook
@@ -14,6 +18,40 @@ from .resumable_checkpoint import ResumableCheckpointHook
 
 class Preempted(SystemExit):
     """Raised to end a run that was asked to stop; its ``code`` is 128 + the signal."""
+
+
+class WorkerSignals:
+    """A dataloader ``worker_init_fn``: while ``training`` is set, the worker ignores
+    ``signals``; then calls ``worker_init_fn``.
+
+    slurm signals every process of a job, and Ctrl-C every process of the terminal's
+    group: a worker ended by the signal would end the main process with a DataLoader
+    error before it writes its checkpoint. Once ``training`` is cleared (the main process
+    is stopping), the signals end the worker with exit status 0: multiprocessing ends the
+    workers of iterators still alive at exit with SIGTERM, and torch reports a worker
+    ended by a signal as an error.
+
+    Args:
+        signals (Sequence[int]): Signal numbers.
+        training (multiprocessing.Value): Shared flag, set by the main
+            process while it handles the signals.
+        worker_init_fn (callable, optional): The dataloader's own ``worker_init_fn``.
+    """
+
+    def __init__(self, signals: Sequence[int], training, worker_init_fn=None):
+        self.signals = tuple(signals)
+        self.training = training
+        self.worker_init_fn = worker_init_fn
+
+    def __call__(self, worker_id: int) -> None:
+        for signum in self.signals:
+            signal.signal(signum, self._handle)
+        if self.worker_init_fn is not None:
+            self.worker_init_fn(worker_id)
+
+    def _handle(self, signum, frame) -> None:
+        if not self.training.value:
+            os._exit(0)
 
 
 @HOOKS.register_module(force=True)
@@ -29,6 +67,8 @@ class PreemptionHook(Hook):
     it is the one resumed from). ``tools/train.py --resume`` continues from there.
     During validation the run stops after the current validation batch when the
     training position is already checkpointed. A second signal ends the process at once.
+    Dataloader workers of training and validation ignore the signals while the main process
+    trains (see :class:`WorkerSignals`).
 
     Args:
         signals (Sequence[str]): Names of the signals handled. Defaults to
@@ -43,6 +83,7 @@ class PreemptionHook(Hook):
         self._received = 0
         self._previous = {}
         self._checkpoints = None
+        self._training = multiprocessing.Value('b', 0, lock=False)  # seen by the workers
 
     def _handle(self, signum, frame) -> None:
         if self._received:  # asked twice: stop now
@@ -52,9 +93,25 @@ class PreemptionHook(Hook):
         self._received = signum
 
     def _restore_handlers(self) -> None:
+        self._training.value = 0
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
+        # Registered in before_train: before multiprocessing's own exit handler, which
+        # ends the workers with SIGTERM, when training ends with an exception.
+        atexit.unregister(self._restore_handlers)
+
+    def before_run(self, runner) -> None:
+        # Before ResumableCheckpointHook.before_train starts the training workers.
+        if not isinstance(getattr(runner, '_train_loop', None), BaseLoop):
+            return  # not training
+        for name in ('_train_loop', '_val_loop'):
+            loop = getattr(runner, name, None)
+            if isinstance(loop, BaseLoop):
+                dataloader = loop.dataloader
+                if not isinstance(dataloader.worker_init_fn, WorkerSignals):
+                    dataloader.worker_init_fn = WorkerSignals(
+                        self.signals, self._training, dataloader.worker_init_fn)
 
     def before_train(self, runner) -> None:
         hooks = [h for h in runner.hooks if isinstance(h, ResumableCheckpointHook)]
@@ -64,6 +121,8 @@ class PreemptionHook(Hook):
         self._checkpoints = hooks[0]
         for signum in self.signals:
             self._previous[signum] = signal.signal(signum, self._handle)
+        self._training.value = 1
+        atexit.register(self._restore_handlers)
 
     def after_train(self, runner) -> None:
         self._restore_handlers()

@@ -11,11 +11,13 @@ import torch
 from mmengine.dist import broadcast, is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
+from mmengine.runner import IterBasedTrainLoop
 
 from ..atomic_file import commit_file, temporary_name, write_text_atomic
 from ..checkpoint_finder import POINTER_FILE
-from ..train_state import (all_rng_states, data_position, own_rng_state,
-                           resume_data_position, rng_state, set_rng_state)
+from ..train_state import (all_rng_states, data_position, own_rng_state, rng_state,
+                           restart_train_iterator, resume_data_position,
+                           seed_sample_randomness, set_rng_state)
 
 STATE_KEY = 'cvt_dense_train_state'
 NONFINITE_STREAK = 'nonfinite_streak'  # message-hub info set by NonFiniteGuardHook
@@ -59,6 +61,10 @@ class ResumableCheckpointHook(CheckpointHook):
       little; :class:`PreemptionHook` writes it on SIGTERM too;
     - checkpoints carry the RNG states of every rank and the position in the training
       data; a resumed run continues mid-epoch without repeating or skipping samples;
+    - each training sample is loaded under seeds derived from the run's seed, the rank,
+      the pass and its position in the pass, so that its augmentations do not depend on
+      which process loads it: a run gives the same weights with any ``num_workers``, and
+      resumed as never stopped;
     - no iteration-interval checkpoint is written while non-finite losses are being skipped
       (see :class:`NonFiniteGuardHook`): the latest checkpoint stays the last good one.
 
@@ -69,16 +75,21 @@ class ResumableCheckpointHook(CheckpointHook):
             passed since the last checkpoint. None or 0: never by time.
         latest_name (str): File name of the periodic checkpoint. Defaults to
             ``'latest.pth'``.
+        seed_samples (bool): Load each training sample under seeds of its own (see
+            above). False: samples draw from the generators of the process that loads
+            them (mmengine's behaviour), and a resumed run with ``num_workers > 0`` draws
+            other augmentations than one that never stopped. Defaults to True.
         **kwargs: Arguments of :class:`mmengine.hooks.CheckpointHook`.
     """
 
     def __init__(self, latest_interval: Optional[int] = None,
                  latest_seconds: Optional[float] = None, latest_name: str = 'latest.pth',
-                 **kwargs):
+                 seed_samples: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.latest_interval = latest_interval or 0
         self.latest_seconds = latest_seconds or 0
         self.latest_name = latest_name
+        self.seed_samples = seed_samples
         self._last_save_time = time.monotonic()
         self._epoch_start_iter = 0
         self._rng_states = None
@@ -96,9 +107,14 @@ class ResumableCheckpointHook(CheckpointHook):
                                       f'writing a checkpoint')
                 os.remove(stale)
         self._last_save_time = time.monotonic()
+        if self.seed_samples:
+            seed_sample_randomness(runner.train_loop.dataloader, runner.seed)
         state, self._resume_state = self._resume_state, None
         if state is not None and runner.iter == state['iter'] and runner.iter > 0:
             self._start_resumed_data(runner, state)
+        elif isinstance(runner.train_loop, IterBasedTrainLoop):
+            # Made with the loop, before the hooks prepared its dataloader.
+            restart_train_iterator(runner.train_loop)
 
     def before_train_epoch(self, runner) -> None:
         self._epoch_start_iter = runner.iter - self._resumed_batches
