@@ -20,6 +20,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..subclass_in_place import subclass_in_place
+
 
 class SeededIndex(int):
     """A dataset index that carries the seed key of the sample's randomness.
@@ -75,25 +77,16 @@ def _seeded_class(cls: type) -> type:
         state = self.__getstate__() if hasattr(self, '__getstate__') else self.__dict__
         return _load_seeded, (cls, state)
 
-    # Same name and a direct subclass: messages name the dataset class as before, and
-    # the instance layout is kept, so that __class__ can be reassigned.
+    # Same name: messages name the dataset class as before.
     return type(cls.__name__, (cls,), dict(__getitem__=__getitem__,
                                            __reduce_ex__=__reduce_ex__,
                                            __module__=cls.__module__))
 
 
-_SEEDED_CLASSES = {}
-
-
 def seed_samples(dataset):
     """Make ``dataset`` load :class:`SeededIndex` samples under their own seeds (in place;
     once); return it. Other indices load as before."""
-    cls = type(dataset)
-    if cls not in _SEEDED_CLASSES.values():
-        if cls not in _SEEDED_CLASSES:
-            _SEEDED_CLASSES[cls] = _seeded_class(cls)
-        dataset.__class__ = _SEEDED_CLASSES[cls]
-    return dataset
+    return subclass_in_place(dataset, _seeded_class)
 
 
 def _load_seeded(cls: type, state):

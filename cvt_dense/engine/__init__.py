@@ -16,5 +16,5 @@ __all__ = ['BadSampleHook', 'CPUBF16OptimWrapper', 'NonFiniteGuardHook', 'Preemp
            'ResumableCheckpointHook', 'SCOPE_TASKS', 'add_common_args', 'add_prediction_dump',
            'allow_mmengine_checkpoints', 'apply_resume', 'build_runner', 'check_prediction_out',
            'close_distributed', 'enable_amp', 'enable_show_dir', 'enable_tensorboard',
-           'end_distributed_process',
-           'find_resumable_checkpoint',           'load_config', 'setup_cpu_distributed', 'task_of']
+           'end_distributed_process', 'find_resumable_checkpoint', 'load_config',
+           'setup_cpu_distributed', 'task_of']

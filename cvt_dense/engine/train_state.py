@@ -28,6 +28,7 @@ from mmengine.runner import IterBasedTrainLoop
 from mmengine.runner.loops import _InfiniteDataloaderIterator
 
 from ..datasets.sample_seeds import SeededIndex, seed_samples
+from ..subclass_in_place import subclass_in_place
 
 
 def rng_state() -> dict:
@@ -100,23 +101,10 @@ def _resumable_class(cls: type) -> type:
             position += len(batch)
             yield batch
 
-    # A direct subclass keeps the instance layout, so that __class__ can be reassigned.
     resumable = type(f'Resumable{cls.__name__}', (cls,),
                      dict(__iter__=__iter__, _skip_batches=0, _on_resume=None,
                           _sample_seed=None))
     return resumable
-
-
-_RESUMABLE_CLASSES = {}
-
-
-def _resumable(batch_sampler):
-    cls = type(batch_sampler)
-    if cls not in _RESUMABLE_CLASSES.values():
-        if cls not in _RESUMABLE_CLASSES:
-            _RESUMABLE_CLASSES[cls] = _resumable_class(cls)
-        batch_sampler.__class__ = _RESUMABLE_CLASSES[cls]
-    return batch_sampler
 
 
 def skip_batches(dataloader, count: int, on_resume: Optional[Callable] = None) -> None:
@@ -128,7 +116,7 @@ def skip_batches(dataloader, count: int, on_resume: Optional[Callable] = None) -
         on_resume (callable, optional): Called once, after the skipped batches and before
             the first batch is read (where the RNG states are restored).
     """
-    batch_sampler = _resumable(dataloader.batch_sampler)
+    batch_sampler = subclass_in_place(dataloader.batch_sampler, _resumable_class)
     batch_sampler._skip_batches = count
     batch_sampler._on_resume = on_resume
 
@@ -139,7 +127,8 @@ def seed_sample_randomness(dataloader, seed: int) -> None:
     :mod:`cvt_dense.datasets.sample_seeds`): its augmentations are then the same whichever
     process loads it, with any ``num_workers``, and after a resume."""
     seed_samples(dataloader.dataset)
-    _resumable(dataloader.batch_sampler)._sample_seed = (seed, get_rank())
+    batch_sampler = subclass_in_place(dataloader.batch_sampler, _resumable_class)
+    batch_sampler._sample_seed = (seed, get_rank())
     # Each iterator draws its workers' base seed (now without effect on the samples):
     # from a generator of its own, not from the training's (persistent workers draw once,
     # others once per pass).

@@ -300,21 +300,28 @@ def test_sigterm_then_resume_matches_uninterrupted_det(det_reference, workspace)
     assert_same_weights(final_weights(work_dir, f'epoch_{DET_EPOCHS}.pth'), det_reference)
 
 
-def test_group_sigterm_with_workers_then_resume_matches_seg(seg_reference, workspace):
-    """Two dataloader workers (the reference run has none) and SIGTERM to every process of
-    the run, as slurm sends it: the workers ignore it, the run stops with its checkpoint,
-    and the resumed run ends with the reference's weights, because each sample's
-    augmentations depend on its place in training, not on the process that loads it."""
-    work_dir = workspace / 'long_seg_workers'
-    args = [*SEG_ARGS, *WORKERS, 'default_hooks.fault.type=SignalGroupAfter',
-            'default_hooks.fault.iteration=3']
-    status, out = train_and_signal(with_faults(SEG_CONFIG, workspace), work_dir, args,
-                                   workspace, 0, None)
+def stop_by_group_sigterm_then_resume(config, work_dir, args, workspace) -> str:
+    """Train with ``args``, SIGTERM every process of the run (its dataloader workers too,
+    as slurm does) after iteration 3, check that it stopped there, resume with ``args``;
+    return the resumed run's log."""
+    faults = ['default_hooks.fault.type=SignalGroupAfter', 'default_hooks.fault.iteration=3']
+    status, out = train_and_signal(with_faults(config, workspace), work_dir,
+                                   [*args, *faults], workspace, 0, None)
     assert status == 128 + signal.SIGTERM, out[-3000:]
     assert 'SIGTERM received: stopped after iteration 3' in out
+    train(config, work_dir, args, workspace, resume=True)
+    return run_log(work_dir)
 
-    train(SEG_CONFIG, work_dir, [*SEG_ARGS, *WORKERS], workspace, resume=True)
-    assert 'after 3 batches' in run_log(work_dir)
+
+def test_group_sigterm_with_workers_then_resume_matches_seg(seg_reference, workspace):
+    """Two dataloader workers (the reference run has none) and SIGTERM to every process:
+    the workers ignore it, the run stops with its checkpoint, and the resumed run ends
+    with the reference's weights, because each sample's augmentations depend on its place
+    in training, not on the process that loads it."""
+    work_dir = workspace / 'long_seg_workers'
+    log = stop_by_group_sigterm_then_resume(SEG_CONFIG, work_dir, [*SEG_ARGS, *WORKERS],
+                                            workspace)
+    assert 'after 3 batches' in log
     assert_same_weights(final_weights(work_dir, f'iter_{SEG_ITERS}.pth'), seg_reference)
 
 
@@ -323,15 +330,7 @@ def test_group_sigterm_with_persistent_workers_then_resume_matches_det(det_refer
     """As above for the epoch-based loop with persistent workers, stopped in the middle
     of epoch 2; the resumed epoch's log keeps counting its batches."""
     work_dir = workspace / 'long_det_workers'
-    workers = [*WORKERS, 'train_dataloader.persistent_workers=True']
-    args = [*DET_ARGS, *workers, 'default_hooks.fault.type=SignalGroupAfter',
-            'default_hooks.fault.iteration=3']
-    status, out = train_and_signal(with_faults(DET_CONFIG, workspace), work_dir, args,
-                                   workspace, 0, None)
-    assert status == 128 + signal.SIGTERM, out[-3000:]
-    assert 'SIGTERM received: stopped after iteration 3' in out
-
-    train(DET_CONFIG, work_dir, [*DET_ARGS, *workers], workspace, resume=True)
-    log = run_log(work_dir)
+    args = [*DET_ARGS, *WORKERS, 'train_dataloader.persistent_workers=True']
+    log = stop_by_group_sigterm_then_resume(DET_CONFIG, work_dir, args, workspace)
     assert 'resumed epoch: 1, iter: 3' in log and 'Epoch(train) [2][2/2]' in log
     assert_same_weights(final_weights(work_dir, f'epoch_{DET_EPOCHS}.pth'), det_reference)

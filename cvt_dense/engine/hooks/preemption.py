@@ -97,8 +97,9 @@ class PreemptionHook(Hook):
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
-        # Registered in before_train: before multiprocessing's own exit handler, which
-        # ends the workers with SIGTERM, when training ends with an exception.
+        # Registered in before_train when training ends with an exception: atexit runs it
+        # before multiprocessing's exit handler (registered earlier), which ends the
+        # workers with SIGTERM.
         atexit.unregister(self._restore_handlers)
 
     def before_run(self, runner) -> None:
