@@ -33,8 +33,8 @@ class WorkerSignals:
 
     Args:
         signals (Sequence[int]): Signal numbers.
-        training (multiprocessing.Value): Shared flag, set by the main
-            process while it handles the signals.
+        training (multiprocessing.Value): Shared flag, set by the main process while it
+            handles the signals.
         worker_init_fn (callable, optional): The dataloader's own ``worker_init_fn``.
     """
 

@@ -63,8 +63,8 @@ class ResumableCheckpointHook(CheckpointHook):
       data; a resumed run continues mid-epoch without repeating or skipping samples;
     - each training sample is loaded under seeds derived from the run's seed, the rank,
       the pass and its position in the pass, so that its augmentations do not depend on
-      which process loads it: a run gives the same weights with any ``num_workers``, and
-      resumed as never stopped;
+      which process loads it: a run ends with the same weights with any ``num_workers``,
+      stopped and resumed or not;
     - no iteration-interval checkpoint is written while non-finite losses are being skipped
       (see :class:`NonFiniteGuardHook`): the latest checkpoint stays the last good one.
 
