@@ -8,11 +8,9 @@ from the token count.
 from typing import Optional, Tuple
 
 import torch
-from mmcv.cnn import build_norm_layer
-from timm.layers import DropPath
 from torch import nn
 
-from ..layers import Mlp, linear, scaled_attention
+from ..layers import PreNormBlock, linear, scaled_attention
 
 Size2 = Tuple[int, int]
 
@@ -161,7 +159,7 @@ class MHSA(nn.Module):
         return self.proj_drop(linear(out, self.proj.weight, self.proj.bias))
 
 
-class ConViTBlock(nn.Module):
+class ConViTBlock(PreNormBlock):
     """Pre-norm block: x + attn(norm1(x)); x + mlp(norm2(x)), attention GPSA or MHSA.
 
     Args:
@@ -181,17 +179,7 @@ class ConViTBlock(nn.Module):
                  qkv_bias: bool = False, drop_rate: float = 0., drop_path_rate: float = 0.,
                  locality_strength: float = 1., act_cfg: dict = dict(type='GELU'),
                  norm_cfg: dict = dict(type='LN', eps=1e-6)):
-        super().__init__()
-        self.norm1 = build_norm_layer(norm_cfg, dim)[1]
+        attn = (GPSA(dim, num_heads, qkv_bias, drop_rate, locality_strength) if use_gpsa
+                else MHSA(dim, num_heads, qkv_bias, drop_rate))
+        super().__init__(dim, attn, mlp_ratio, drop_rate, drop_path_rate, act_cfg, norm_cfg)
         self.use_gpsa = use_gpsa
-        if use_gpsa:
-            self.attn = GPSA(dim, num_heads, qkv_bias, drop_rate, locality_strength)
-        else:
-            self.attn = MHSA(dim, num_heads, qkv_bias, drop_rate)
-        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
-        self.norm2 = build_norm_layer(norm_cfg, dim)[1]
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_cfg, drop_rate)
-
-    def forward(self, x: torch.Tensor, hw: Size2) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), hw))
-        return x + self.drop_path(self.mlp(self.norm2(x)))

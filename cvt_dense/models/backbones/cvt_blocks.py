@@ -7,12 +7,11 @@ import torch
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
-from timm.layers import DropPath
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..layers import (Mlp, call_block, linear, map_to_tokens, resample_pos_embed,
-                      scaled_attention, tokens_to_map)
+from ..layers import (PreNormBlock, call_block, linear, map_to_tokens,
+                      resample_pos_embed, scaled_attention, tokens_to_map)
 
 Size2 = Tuple[int, int]
 
@@ -141,7 +140,7 @@ class ConvAttention(BaseModule):
         return self.proj_drop(linear(out, self.proj.weight, self.proj.bias))
 
 
-class CvTBlock(BaseModule):
+class CvTBlock(PreNormBlock):
     """Pre-norm transformer block: x + attn(norm1(x)); x + mlp(norm2(x)).
 
     Args:
@@ -165,18 +164,11 @@ class CvTBlock(BaseModule):
                  act_cfg: dict = dict(type='QuickGELU'),
                  norm_cfg: dict = dict(type='LN', eps=1e-5),
                  conv_norm_cfg: dict = dict(type='BN'), init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg)
-        self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
-        self.attn = ConvAttention(embed_dims, embed_dims, num_heads, qkv_bias=qkv_bias,
-                                  attn_drop=attn_drop_rate, proj_drop=drop_rate,
-                                  with_cls_token=with_cls_token, conv_norm_cfg=conv_norm_cfg)
-        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
-        self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
-        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), act_cfg, drop_rate)
-
-    def forward(self, x: torch.Tensor, hw: Size2) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), hw))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        attn = ConvAttention(embed_dims, embed_dims, num_heads, qkv_bias=qkv_bias,
+                             attn_drop=attn_drop_rate, proj_drop=drop_rate,
+                             with_cls_token=with_cls_token, conv_norm_cfg=conv_norm_cfg)
+        super().__init__(embed_dims, attn, mlp_ratio, drop_rate, drop_path_rate, act_cfg,
+                         norm_cfg, init_cfg)
 
 
 class CvTStage(BaseModule):
