@@ -1,7 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   install what is missing, then train + evaluate Mask R-CNN + CvT-13 on the
-#               built-in demo data (make demo-seg: UperNet + mIoU; BACKBONE=convit for
-#               ConViT-Tiny)
+#               built-in demo data (make demo-seg: UperNet + mIoU; BACKBONE=<name> for any
+#               registered backbone with a demo config, e.g. BACKBONE=convit)
 #   make test   install what is missing, then run the whole test suite
 # Everything lives in the project-local virtual environment .venv; a second run of either
 # command installs nothing (the stamp file is newer than every requirements file).
@@ -15,7 +15,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 INSTALL := $(PIP) install -c requirements/constraints.txt
 STAMP  := $(VENV)/.cvt_dense-installed
 PYTEST_ARGS ?=
-BACKBONE ?= cvt
+BACKBONE ?=
 
 # CUDA ops in mmcv only where a CUDA GPU and nvcc are both present. The built wheel is not
 # cached on such machines so a CPU-only wheel from the cache is never reused there.
@@ -43,10 +43,10 @@ test: $(STAMP)
 		echo "no test files yet"; rc=0; fi; exit $$rc
 
 demo: $(STAMP)
-	$(PY) tools/demo.py --task det --backbone $(BACKBONE)
+	$(PY) tools/demo.py --task det $(if $(BACKBONE),--backbone $(BACKBONE))
 
 demo-seg: $(STAMP)
-	$(PY) tools/demo.py --task seg --backbone $(BACKBONE)
+	$(PY) tools/demo.py --task seg $(if $(BACKBONE),--backbone $(BACKBONE))
 
 env: $(STAMP)
 	$(PY) -m cvt_dense.env

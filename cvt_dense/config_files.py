@@ -6,10 +6,12 @@ or an editable install uses the repository's ``configs/`` itself. From a shell::
 
     python -m cvt_dense.config_files                        # every runnable config
     python -m cvt_dense.config_files maskrcnn_cvt13_coco    # the path of one
+
+:func:`task_of` tells which library a config belongs to (its ``default_scope``).
 """
 import argparse
 from pathlib import Path
-from typing import List
+from typing import List, Mapping
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 INSTALLED_CONFIG_DIR = PACKAGE_DIR / '.mim' / 'configs'
@@ -62,6 +64,31 @@ def config_path(name: str) -> str:
         raise FileNotFoundError(f'cvt_dense has no config {name!r} in {root}; the configs '
                                 f'are: {", ".join(list_configs())}')
     return str(path)
+
+# default_scope -> task name used by the tools.
+SCOPE_TASKS = {'mmdet': 'det', 'mmseg': 'seg'}
+
+
+def task_of(cfg: Mapping) -> str:
+    """Task of a config: ``'det'`` for mmdet (``default_scope='mmdet'``), ``'seg'`` for mmseg.
+
+    Args:
+        cfg (Mapping): A loaded config (``mmengine.Config`` or a dict).
+
+    Returns:
+        str: ``'det'`` or ``'seg'``.
+
+    Raises:
+        ValueError: The config has no ``default_scope`` or one the tools do not support.
+    """
+    scope = cfg.get('default_scope')
+    if scope not in SCOPE_TASKS:
+        name = getattr(cfg, 'filename', None) or 'the config'
+        raise ValueError(
+            f'{name} has default_scope={scope!r}; cvt_dense tools need '
+            f"default_scope='mmdet' (detection / instance segmentation) or "
+            f"default_scope='mmseg' (semantic segmentation)")
+    return SCOPE_TASKS[scope]
 
 
 def main(argv=None) -> None:

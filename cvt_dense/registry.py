@@ -1,24 +1,42 @@
-"""The one place that puts the toolkit's models into the model registries.
+"""The one place that puts the toolkit into the OpenMMLab registries.
 
-Registering lets ``custom_imports=dict(imports=['cvt_dense'])`` make ``CvT``, ``ConViT`` and
-``SimpleFPN`` (``cvt_dense.models.TOOLKIT_MODELS``) buildable from mmdet and mmseg configs. Either library is optional (mmseg does not need mmdet): the models
-go into the ``MODELS`` of each one that is installed. ``Registry.build`` switches to the
-registry of the current default scope, which may be neither (mmengine's own, or another
-library's), so the models also go into mmengine's root registry, the parent every
-downstream registry falls back to. With neither library installed the models are plain
-PyTorch modules; the model modules themselves never import mmdet or mmseg.
+Models: every registered backbone (:func:`cvt_dense.models.register_backbone`, including
+ones registered after this module ran) and the necks go into the ``MODELS`` of mmdet and
+mmseg, whichever are installed (mmseg does not need mmdet), so that
+``custom_imports=dict(imports=['cvt_dense'])`` makes them buildable from their configs.
+``Registry.build`` switches to the registry of the current default scope, which may be
+neither (mmengine's own, or another library's), so the models also go into mmengine's root
+registry, the parent every downstream registry falls back to. With neither library
+installed the models are plain PyTorch modules; the model modules themselves never import
+mmdet or mmseg.
+
+Training components (the long-run hooks, the optimizer wrappers) are registered
+by name only: the first config that builds one imports the module that defines it (e.g.
+:mod:`cvt_dense.runtime`), so that ``import cvt_dense`` alone loads no training machinery
+and changes no torch global.
 """
 import importlib
 import sys
-from typing import List
+from typing import Dict, List
 
+from mmengine import registry as mm_registries
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
-from .models import TOOLKIT_MODELS
+from .models import NECKS, registered_backbones
+from .models.backbones import on_register
 
 # Optional downstream libraries (import names) whose MODELS get the toolkit's models.
 DOWNSTREAM_LIBRARIES = ('mmdet', 'mmseg')
+# mmengine root registry -> {training component: the module that registers it there when
+# imported}.
+TRAINING_COMPONENTS: Dict[str, Dict[str, str]] = {
+    'HOOKS': {name: 'cvt_dense.runtime' for name in (
+        'BadSampleHook', 'NonFiniteGuardHook', 'PreemptionHook', 'ResumableCheckpointHook')},
+    'OPTIM_WRAPPERS': {'CPUBF16OptimWrapper': 'cvt_dense.runtime'},
+    'OPTIM_WRAPPER_CONSTRUCTORS': {'LayerDecayOptimWrapperConstructor': 'cvt_dense.optim'},
+}
+_following_registrations = False
 
 
 def installed_model_registries() -> List[Registry]:
@@ -50,15 +68,52 @@ def installed_model_registries() -> List[Registry]:
     return registries + [MMENGINE_MODELS]
 
 
+def _register(registries: List[Registry], cls: type) -> None:
+    for registry in registries:
+        if registry.module_dict.get(cls.__name__) is not cls:
+            registry.register_module(module=cls, force=True)
+
+
+def _builder_importing(module: str, registry: Registry, name: str):
+    """A stand-in for ``name`` that imports ``module`` (which registers the real class
+    over it) and builds the real one."""
+    def build(*args, **kwargs):
+        importlib.import_module(module)
+        component = registry.get(name)
+        if component is build:
+            raise KeyError(f'{module} did not register {name} in {registry.name}')
+        return component(*args, **kwargs)
+    build.__name__ = build.__qualname__ = name
+    return build
+
+
+def register_training_names() -> None:
+    """Make the training components buildable by name before their modules are imported
+    (idempotent; a module already imported has registered its classes)."""
+    for registry_name, components in TRAINING_COMPONENTS.items():
+        registry = getattr(mm_registries, registry_name)
+        for name, module in components.items():
+            if module not in sys.modules and name not in registry.module_dict:
+                registry.register_module(name=name,
+                                         module=_builder_importing(module, registry, name))
+
+
 def register_all_modules() -> List[Registry]:
-    """Register every toolkit model into the installed libraries' ``MODELS`` (idempotent).
+    """Register every toolkit model into the installed libraries' ``MODELS`` (idempotent;
+    backbones registered later follow), and the training components' names.
 
     Returns:
         list[Registry]: The registries the models are now in.
     """
+    global _following_registrations
     registries = installed_model_registries()
-    for registry in registries:
-        for cls in TOOLKIT_MODELS:
-            if registry.module_dict.get(cls.__name__) is not cls:
-                registry.register_module(module=cls, force=True)
+    for cls in NECKS:
+        _register(registries, cls)
+    if not _following_registrations:
+        # Also registers the backbones registered so far.
+        on_register(lambda cls: _register(installed_model_registries(), cls))
+        _following_registrations = True
+    for info in registered_backbones():
+        _register(registries, info.cls)
+    register_training_names()
     return registries

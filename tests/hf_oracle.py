@@ -72,7 +72,7 @@ def official_shapes(embed_dims, num_heads, depths):
     transformers on the meta device and renamed with our table; costs no memory."""
     from transformers import CvtModel
 
-    from cvt_dense.models.backbones.cvt_checkpoint import hf_to_official_key
+    from cvt_dense.models.backbones.cvt.pretrained import hf_to_official_key
     with torch.device('meta'):
         model = CvtModel(tiny_hf_config(embed_dim=embed_dims, num_heads=num_heads, depth=depths,
                                         drop_path_rate=[0.0] * len(depths)))

@@ -39,7 +39,7 @@ def test_custom_imports_registers_backbone(tmp_path, scope):
     '''))
     out = subprocess.run([sys.executable, '-c', SCRIPT, str(config)], capture_output=True,
                          text=True, check=True).stdout
-    assert out.split()[-4:] == ['cvt_dense.models.backbones.cvt', 'CvT', '(1,', '2)']
+    assert out.split()[-4:] == ['cvt_dense.models.backbones.cvt.model', 'CvT', '(1,', '2)']
 
 
 @pytest.mark.parametrize('registry_module', ['mmdet.registry', 'mmseg.registry'])
@@ -145,7 +145,7 @@ def test_one_library_alone(tmp_path, blocked, scope):
     '''))
     report = run_blocked(BUILD_WITH_OTHER_LIBRARY, [blocked], str(config))
     assert report['registered'] is True  # in the library's own MODELS, not only the root
-    assert report['model'] == 'cvt_dense.models.backbones.cvt.CvT'
+    assert report['model'] == 'cvt_dense.models.backbones.cvt.model.CvT'
     assert report['shape'] == [1, 24, 2, 2]
 
 

@@ -83,9 +83,9 @@ def find_spec(raw, backbone, prefix):
 
 def check_arch(raw, state_dict, spec, arch: str, src: str):
     """Raise with the offending keys and shapes unless SRC loads strictly into ``arch``."""
-    from cvt_dense.models import TOOLKIT_MODELS
+    from cvt_dense.models import get_backbone
     from cvt_dense.weights import load_checkpoint_dict
-    model_cls = next(cls for cls in TOOLKIT_MODELS if cls.__name__ == spec.backbone)
+    model_cls = get_backbone(spec.backbone).cls
     in_channels = state_dict[spec.input_conv].shape[1] if spec.input_conv in state_dict else 3
     load_checkpoint_dict(model_cls(arch=arch, in_channels=in_channels), raw, source=src)
 

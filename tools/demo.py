@@ -4,8 +4,10 @@
     python tools/demo.py --task seg   # UperNet + CvT-13: mIoU
     python tools/demo.py --task det --backbone convit   # the same with ConViT-Tiny
 
-Run from the repository root (the configs read ``data/shapes``). It uses mmengine's Runner
-on whatever device there is (a CPU is enough: a few minutes on 2 cores).
+The demo configs are the files of ``configs/demo/``: each registered backbone that has one
+for the task can be chosen (the first registered is the default). Run from the repository
+root (the configs read ``data/shapes``). It uses mmengine's Runner on whatever device there
+is (a CPU is enough: a few minutes on 2 cores).
 """
 import argparse
 import os
@@ -25,26 +27,36 @@ from mmengine.runner import Runner  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # cvt_dense importable without installation
 from cvt_dense.analysis.curves import available_keys, load_scalars, plot_curves  # noqa: E402
+from cvt_dense.config_files import task_of  # noqa: E402
 from cvt_dense.datasets import generate_shapes  # noqa: E402
+from cvt_dense.models import get_backbone, registered_backbones  # noqa: E402
 
+DEMO_CONFIG_DIR = REPO_ROOT / 'configs' / 'demo'
 TASKS = {
-    'det': dict(configs=dict(cvt='configs/demo/maskrcnn_cvt13_shapes.py',
-                             convit='configs/demo/maskrcnn_convit_shapes.py'),
-                curves=('loss', 'loss_rpn_cls', 'loss_cls', 'loss_bbox', 'loss_mask', 'lr'),
+    'det': dict(curves=('loss', 'loss_rpn_cls', 'loss_cls', 'loss_bbox', 'loss_mask', 'lr'),
                 metrics=(('bbox mAP', 'coco/bbox_mAP'), ('bbox mAP@50', 'coco/bbox_mAP_50'),
                          ('mask mAP', 'coco/segm_mAP'), ('mask mAP@50', 'coco/segm_mAP_50'))),
-    'seg': dict(configs=dict(cvt='configs/demo/upernet_cvt13_shapes.py',
-                             convit='configs/demo/upernet_convit_shapes.py'),
-                curves=('loss', 'decode.loss_ce', 'aux.loss_ce', 'decode.acc_seg', 'lr'),
+    'seg': dict(curves=('loss', 'decode.loss_ce', 'aux.loss_ce', 'decode.acc_seg', 'lr'),
                 metrics=(('mIoU (%)', 'mIoU'), ('mAcc (%)', 'mAcc'), ('aAcc (%)', 'aAcc'))),
 }
+
+
+def demo_configs() -> dict:
+    """(task, backbone short name) -> demo config path, read from the configs themselves
+    (``default_scope`` and ``model.backbone.type``), in registration order."""
+    found = {}
+    for path in sorted(DEMO_CONFIG_DIR.glob('*.py')):
+        cfg = Config.fromfile(str(path))
+        found[(task_of(cfg), get_backbone(cfg.model.backbone.type).name)] = str(path)
+    order = [info.name for info in registered_backbones()]
+    return dict(sorted(found.items(), key=lambda item: order.index(item[0][1])))
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--task', choices=sorted(TASKS), default='det')
-    p.add_argument('--backbone', choices=('cvt', 'convit'), default='cvt',
-                   help='CvT-13 or ConViT-Tiny (default: cvt)')
+    p.add_argument('--backbone', help='a registered backbone with a demo config for the task '
+                   '(default: the first registered, CvT-13)')
     p.add_argument('--config', help='config to run instead of the task\'s demo config')
     p.add_argument('--work-dir', help='default: work_dirs/demo_<task>[_convit]')
     p.add_argument('--num-pictures', type=int, default=6,
@@ -105,8 +117,15 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.time()
     task = TASKS[args.task]
-    cfg = Config.fromfile(args.config or str(REPO_ROOT / task['configs'][args.backbone]))
-    suffix = '' if args.backbone == 'cvt' else f'_{args.backbone}'
+    configs = {backbone: path for (kind, backbone), path in demo_configs().items()
+               if kind == args.task}
+    default = next(iter(configs))
+    backbone = (args.backbone or default).lower()
+    if backbone not in configs and not args.config:
+        raise SystemExit(f'--backbone {args.backbone!r}: no demo config for the {args.task} '
+                         f'task; choose one of {sorted(configs)}')
+    cfg = Config.fromfile(args.config or configs[backbone])
+    suffix = '' if backbone == default else f'_{backbone}'
     cfg.work_dir = args.work_dir or osp.join('work_dirs', f'demo_{args.task}{suffix}')
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

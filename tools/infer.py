@@ -18,8 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # cvt_dense withou
 
 from mmengine.config import Config, DictAction  # noqa: E402
 
+from cvt_dense.config_files import task_of  # noqa: E402
 from cvt_dense.datasets import ImageReadError, read_image_rgb  # noqa: E402
-from cvt_dense.engine import task_of  # noqa: E402
+from cvt_dense.weights import allow_mmengine_checkpoints  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -81,6 +82,7 @@ def main(argv=None):
             raise FileNotFoundError(f'{what} file not found: {path}')
     if not 0 < args.opacity <= 1:
         raise ValueError(f'--opacity must be in (0, 1], got {args.opacity}')
+    allow_mmengine_checkpoints()  # the checkpoint is an mmengine training checkpoint
     import torch
     args.device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
     cfg = Config.fromfile(args.config)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # cvt_dense without install
 
-from cvt_dense.engine import (add_common_args, add_prediction_dump,  # noqa: E402
+from cvt_dense.cli import (add_common_args, add_prediction_dump,  # noqa: E402
                               build_runner, check_prediction_out, end_distributed_process,
                               enable_show_dir, load_config)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # cvt_dense without install
 
-from cvt_dense.engine import (add_common_args, apply_resume, build_runner,  # noqa: E402
+from cvt_dense.cli import (add_common_args, apply_resume, build_runner,  # noqa: E402
                               end_distributed_process, enable_amp, enable_tensorboard,
                               load_config)
 

@@ -1,28 +1,27 @@
 """Where one query pixel attends, layer by layer, and pictures of it.
 
-CvT: the fused attention kernels never form the attention matrix; while
-:func:`query_attention` runs the backbone, an observer on the toolkit's attention call
-(:func:`cvt_dense.models.layers.observe_attention`) recomputes just the query's row,
-``softmax(q_i k^T * scale)``, for every head. Everything else keeps the fused path.
-ConViT: the positional attention of each GPSA layer and its gate ``sigmoid(g)`` (the
-paper's locality analysis); they depend on the weights and the grid only.
-Dispatch is on the backbone's class name (:data:`EXTRACTORS`); a new backbone adds one
-function there.
+Backbone-agnostic: while :func:`query_attention` runs the backbone, an observer on the
+toolkit's attention call (:func:`cvt_dense.models.layers.observe_attention`) receives each
+attention layer's q, k and :class:`~cvt_dense.models.layers.AttentionLayout` (where its
+queries and keys sit). What is drawn is the backbone's ``attention_picture``:
+
+- ``'content'`` (CvT): the fused kernels never form the attention matrix, so the query's
+  row ``softmax(q_i k^T * scale)`` is recomputed for every head; everything else keeps the
+  fused path;
+- ``'positional'`` (ConViT): the positional attention of each layer that has one (GPSA)
+  and its gate ``sigmoid(g)``, the paper's locality analysis; it depends on the weights and
+  the grid only.
+
+A new backbone whose attention layers pass their layout needs nothing here.
 """
-import math
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
-from ..models.layers import observe_attention
-
-
-def _cvt_attention_class():
-    # The one import of CvT's attention module; its path moves with the model code.
-    from ..models.backbones.cvt_blocks import ConvAttention
-    return ConvAttention
+from ..models import DenseBackbone
+from ..models.layers import AttentionLayout, observe_attention
 
 
 @dataclass
@@ -52,111 +51,76 @@ class LayerAttention:
         return total if self.cls is None else total + self.cls
 
 
-def _conv_out(size: int, conv: torch.nn.Conv2d, dim: int) -> int:
-    return ((size + 2 * conv.padding[dim] - conv.dilation[dim] * (conv.kernel_size[dim] - 1)
-             - 1) // conv.stride[dim] + 1)
+def _query_cell(layout: AttentionLayout, input_size: Sequence[int],
+                point: Sequence[float]) -> Tuple[int, int]:
+    """The query cell of ``point`` = (x, y): the grid spans the (padded) input evenly."""
+    (h, w), (height, width) = layout.queries.size, input_size
+    return min(int(point[1] * h / height), h - 1), min(int(point[0] * w / width), w - 1)
+
+
+def _content_row(q, k, scale, layout: AttentionLayout, cell, name: str) -> LayerAttention:
+    prefix = layout.queries.prefix_tokens
+    index = prefix + cell[0] * layout.queries.size[1] + cell[1]
+    row = ((q[0, :, index:index + 1] @ k[0].transpose(-1, -2)) * scale).softmax(-1)[:, 0]
+    key_prefix = layout.keys.prefix_tokens
+    maps = row[:, key_prefix:].reshape(-1, *layout.keys.size).float()
+    return LayerAttention(name, layout.queries.size, cell, maps,
+                          row[:, 0].float() if key_prefix else None)
+
+
+def _positional_row(layout: AttentionLayout, cell, name: str) -> LayerAttention:
+    p_y, p_x = layout.positional
+    maps = p_y[:, cell[0], :, None] * p_x[:, cell[1], None, :]  # (heads, H, W)
+    return LayerAttention(name, layout.queries.size, cell, maps.float(),
+                          gate=layout.gate.float())
 
 
 @torch.no_grad()
-def cvt_query_attention(backbone: torch.nn.Module, inputs: torch.Tensor,
-                        point: Sequence[float]) -> List[LayerAttention]:
-    """Attention rows of the query at ``point`` in every ``ConvAttention`` layer of a CvT.
-
-    Args:
-        backbone (nn.Module): A CvT, in eval mode.
-        inputs (Tensor): (1, C, H, W) preprocessed image.
-        point (Sequence[float]): (x, y) of the query in ``inputs``' pixels.
-
-    Returns:
-        list[LayerAttention]: One per attention layer, in forward order.
-    """
-    conv_attention = _cvt_attention_class()
-    height, width = inputs.shape[-2:]
-    x, y = point
-    current, records = {}, []
-
-    def enter(name):
-        def hook(module, args):
-            current.update(name=name, module=module, hw=tuple(args[1]))
-        return hook
-
-    def observer(q, k, v, scale):
-        module, (h, w) = current['module'], current['hw']
-        cell = (min(int(y * h / height), h - 1), min(int(x * w / width), w - 1))
-        num_cls = int(module.with_cls_token)
-        index = num_cls + cell[0] * w + cell[1]
-        row = ((q[0, :, index:index + 1] @ k[0].transpose(-1, -2)) * scale).softmax(-1)[:, 0]
-        conv = module.conv_proj_k.conv
-        key_grid = (_conv_out(h, conv, 0), _conv_out(w, conv, 1))
-        records.append(LayerAttention(
-            current['name'], (h, w), cell, row[:, num_cls:].reshape(-1, *key_grid).float(),
-            row[:, 0].float() if num_cls else None))
-
-    handles = [m.register_forward_pre_hook(enter(name)) for name, m in backbone.named_modules()
-               if isinstance(m, conv_attention)]
-    try:
-        with observe_attention(observer):
-            backbone(inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return records
-
-
-@torch.no_grad()
-def convit_positional_attention(backbone: torch.nn.Module, inputs: torch.Tensor,
-                                point: Sequence[float]) -> List[LayerAttention]:
-    """Positional attention of the query token at ``point`` in every GPSA layer of a ConViT,
-    per head, with the gates ``sigmoid(g)`` that weigh it against content attention.
-
-    Args:
-        backbone (nn.Module): A ConViT.
-        inputs (Tensor): (1, C, H, W) preprocessed image (only its size is used).
-        point (Sequence[float]): (x, y) of the query in ``inputs``' pixels.
-
-    Returns:
-        list[LayerAttention]: One per GPSA layer, in forward order.
-    """
-    from ..models.backbones.convit_blocks import GPSA, positional_attention_factors
-    patch_h, patch_w = backbone.patch_embed.patch_size
-    # Zero padding at the bottom and right: pixel (x, y) lies in patch (y // p, x // p).
-    grid = (math.ceil(inputs.shape[-2] / patch_h), math.ceil(inputs.shape[-1] / patch_w))
-    cell = (int(point[1]) // patch_h, int(point[0]) // patch_w)
-    records = []
-    for name, module in backbone.named_modules():
-        if isinstance(module, GPSA):
-            p_y, p_x = positional_attention_factors(module.pos_proj.weight.float(), grid)
-            maps = p_y[:, cell[0], :, None] * p_x[:, cell[1], None, :]  # (heads, H, W)
-            records.append(LayerAttention(name, grid, cell, maps,
-                                          gate=torch.sigmoid(module.gating_param).float()))
-    return records
-
-
-# Backbone class name -> function(backbone, inputs, point) -> list[LayerAttention].
-EXTRACTORS: Dict[str, Callable] = {'CvT': cvt_query_attention,
-                                   'ConViT': convit_positional_attention}
-
-
 def query_attention(backbone: torch.nn.Module, inputs: torch.Tensor,
                     point: Sequence[float]) -> List[LayerAttention]:
-    """Attention of the query pixel ``point`` = (x, y) in every attention layer.
+    """Attention of the query pixel ``point`` = (x, y) in every attention layer (of the
+    backbone's ``attention_picture`` kind, see the module doc).
 
     Args:
-        backbone (nn.Module): A backbone with an entry in :data:`EXTRACTORS`.
+        backbone (nn.Module): A :class:`~cvt_dense.models.DenseBackbone`.
         inputs (Tensor): (1, C, H, W) preprocessed image.
         point (Sequence[float]): (x, y) in ``inputs``' pixels.
 
     Returns:
         list[LayerAttention]: One per attention layer, in forward order.
+
+    Raises:
+        NotImplementedError: Not a DenseBackbone, or its attention layers pass no layout.
     """
     kind = type(backbone).__name__
-    if kind not in EXTRACTORS:
-        raise NotImplementedError(f'attention visualisation is not supported yet for '
-                                  f'{kind}; supported backbones: {sorted(EXTRACTORS)}')
+    if not isinstance(backbone, DenseBackbone):
+        raise NotImplementedError(f'attention visualisation is not supported yet for {kind}: '
+                                  f'it needs a cvt_dense DenseBackbone whose attention layers '
+                                  f'pass an AttentionLayout to scaled_attention')
     if inputs.dim() != 4 or inputs.shape[0] != 1:
         raise ValueError(f'expected one image (1, C, H, W), got {tuple(inputs.shape)}')
     check_point(point, inputs.shape[-2:])
-    return EXTRACTORS[kind](backbone.eval(), inputs, point)
+    names = {module: name for name, module in backbone.named_modules()}
+    input_size = backbone.padded_size(inputs.shape[-2:])
+    positional = backbone.attention_picture == 'positional'
+    records, layouts = [], []
+
+    def observer(q, k, v, scale, layout):
+        layouts.append(layout)
+        if layout is None or (positional and layout.positional is None):
+            return
+        cell = _query_cell(layout, input_size, point)
+        name = names[layout.module]
+        records.append(_positional_row(layout, cell, name) if positional
+                       else _content_row(q, k, scale, layout, cell, name))
+
+    with observe_attention(observer, with_layout=True):
+        backbone.eval()(inputs)
+    if not layouts or any(layout is None for layout in layouts):
+        raise NotImplementedError(f'attention visualisation is not supported yet for {kind}: '
+                                  f'its attention layers do not pass an AttentionLayout to '
+                                  f'scaled_attention')
+    return records
 
 
 def check_point(point: Sequence[float], size: Sequence[int]) -> None:
@@ -170,8 +134,8 @@ def check_point(point: Sequence[float], size: Sequence[int]) -> None:
 def last_layer_per_stage(layers: Sequence[LayerAttention]) -> List[LayerAttention]:
     """The last attention layer of each stage (the first component of the module name).
 
-    ConViT has one stage of blocks: its GPSA layers are all kept (the locality analysis
-    compares them).
+    Positional layers (ConViT's GPSA, one stage of blocks) are all kept: the locality
+    analysis compares them.
     """
     if any(layer.gate is not None for layer in layers):
         return list(layers)

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import torch
 
-from ..engine.amp import bf16_autocast_hooks
+from ..runtime.amp import bf16_autocast_hooks
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 

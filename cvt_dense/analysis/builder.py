@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 from mmengine.config import Config, DictAction
 
-from ..engine.task import task_of
+from ..config_files import task_of
 
 # Used when the test pipeline fixes no size (the demo configs keep each image's own size).
 FALLBACK_SHAPE = (224, 224)
@@ -70,6 +70,9 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None,
         if not osp.isfile(checkpoint):
             raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
         from mmengine.runner import load_checkpoint
+
+        from ..weights import allow_mmengine_checkpoints
+        allow_mmengine_checkpoints()  # an mmengine training checkpoint, under weights_only
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     return model.to(device).eval()
 

@@ -1,6 +1,5 @@
-"""Datasets shipped with the toolkit: the built-in shapes demo data; reading odd image
-files; errors that name the failing sample; sample randomness seeded by the sample's place
-in training.
+"""Datasets shipped with the toolkit: the built-in shapes demo data, reading odd image
+files, and the dataset checks of ``tools/check_dataset.py``.
 
 Names are imported lazily so that ``python -m cvt_dense.datasets.shapes`` runs the module
 once, as ``__main__``, without a second copy imported by this package.
@@ -9,8 +8,6 @@ import importlib
 
 _EXPORTS = {
     'image_io': ('ImageReadError', 'read_image_rgb'),
-    'sample_errors': ('BadSampleError', 'NamedSamplePipeline', 'SampleCounts'),
-    'sample_seeds': ('SeededIndex', 'sample_randomness', 'seed_samples'),
     'shapes': ('SEMANTIC_CLASSES', 'SEMANTIC_PALETTE', 'SHAPE_CLASSES', 'ShapesSpec',
                'generate_shapes', 'is_complete', 'render_scene'),
 }

@@ -7,7 +7,7 @@ from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from torch import nn
 
 
-@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module(force=True)  # over the stand-in of cvt_dense.registry
 class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """Scales each backbone parameter's lr by ``decay_rate ** (num_layers - 1 - layer_id)``.
 

@@ -15,6 +15,7 @@ from typing import Any, Dict, Union
 
 import torch
 
+from .checkpoint_safety import mmengine_checkpoints_allowed
 from .errors import CheckpointError, PickleNotAllowedError
 
 PathLike = Union[str, os.PathLike]
@@ -148,7 +149,8 @@ def _read_safetensors(path: Path, map_location: Any) -> Dict[str, torch.Tensor]:
 
 def _read_torch(path: Path, map_location: Any, allow_pickle: bool) -> Any:
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with mmengine_checkpoints_allowed():  # full mmdet/mmseg training checkpoints
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         if not allow_pickle:
             raise PickleNotAllowedError(_pickle_refusal(path, str(e))) from e

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import cvt_dense.runtime  # noqa: F401,E402  (torch.load of mmengine checkpoints, as the tools)
+
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / 'tools'
 DET_CONFIG = str(REPO / 'configs/demo/maskrcnn_cvt13_shapes.py')

@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cvt_dense.models.backbones.cvt_checkpoint import CVT_CHECKPOINTS, pos_embed_as_map
+from cvt_dense.models.backbones.cvt.pretrained import CVT_CHECKPOINTS
+from cvt_dense.models.layers import pos_embed_as_map
 from cvt_dense.weights import adapt_input_conv, adapt_to_model
 
 KERNEL_ARGS = dict(stride=4, padding=2)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cvt_dense.models.backbones.cvt_checkpoint import convert_to_cvt
+from cvt_dense.models.backbones.cvt.pretrained import convert_to_cvt
 from cvt_dense.weights import load_pretrained
 from hf_oracle import assert_stage_outputs_close, cvt_for_hf, hf_model, hf_stage_outputs
 

@@ -7,7 +7,7 @@ from safetensors.torch import save_file
 
 from cvt_dense.models import CvT
 from cvt_dense.models.backbones import ARCH_SETTINGS
-from cvt_dense.models.backbones.cvt_checkpoint import convert_to_cvt, hf_to_official_key
+from cvt_dense.models.backbones.cvt.pretrained import convert_to_cvt, hf_to_official_key
 from cvt_dense.weights import (CheckpointError, CheckpointMismatchError, PickleNotAllowedError,
                                add_prefix, load_pretrained)
 from hf_oracle import (TINY_ARCH, assert_stage_outputs_close, cvt_for_hf, hf_model,

@@ -1,8 +1,14 @@
 """Latency, peak memory, MACs and achieved GFLOP/s of our backbones against their peers.
 
+Every registered backbone can be measured (``--backbone`` choices); each registration says
+which instance (``benchmark``) and which reference implementation (``peer``):
+
     --backbone cvt:    CvT-13 features vs transformers.CvtModel (the official attention)
     --backbone convit: ConViT-S block features vs timm's ConVit (built for each square size,
                        with the same weights; timm cannot run non-square inputs)
+
+A backbone registered outside the toolkit is measured with ``--import MODULE`` (the module
+that registers it, like a config's ``custom_imports``).
 
 Each (implementation, size) runs in a fresh subprocess so peak memory is its own. Peak memory
 is the process's peak RSS during the timed passes (Linux /proc), which includes the ~0.5 GB
@@ -10,18 +16,21 @@ of imported libraries both implementations share. The machine's own fp32 matmul 
 is measured in the same run and gives the roofline time ``2 * MACs / matmul_flops``.
 
 Usage:
-    python tools/analysis/benchmark_backbone.py [--backbone cvt|convit]
+    python tools/analysis/benchmark_backbone.py [--backbone NAME] [--import MODULE ...]
         [--sizes 224x224 512x512 800x1344] [--repeats 3] [--threads 2] [--skip-peer]
         [--bf16] [--backward]
 """
 import argparse
+import importlib
 import json
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-PEERS = {'cvt': 'transformers', 'convit': 'timm'}
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # cvt_dense without install
+
 OURS = 'cvt_dense'
 
 
@@ -31,30 +40,18 @@ def parse_size(text):
 
 
 def build(backbone, impl, size):
-    """The model, and the function that runs it on an image batch."""
-    if backbone == 'cvt':
-        if impl == OURS:
-            from cvt_dense.models import CvT
-            return CvT('cvt-13', drop_path_rate=0.), lambda m, x: m(x)
-        from transformers import CvtConfig, CvtModel
-        return CvtModel(CvtConfig()), lambda m, x: m(x).last_hidden_state
-    import timm
+    """The model, and the function that runs it on an image batch (None if ``impl`` cannot
+    run this size)."""
+    import torch
 
-    from cvt_dense.models import ConViT
-    from cvt_dense.weights import load_pretrained
-    square = size[0] == size[1]
-    peer = timm.create_model('convit_small', img_size=size[0] if square else 224,
-                             num_classes=0)
-    if impl != OURS:
-        return peer, lambda m, x: m.forward_features(x)
-    model = ConViT('convit-small', out_indices=(2, 5, 8, 11), out_norm=False,
-                   drop_path_rate=0., pretrain_img_size=size[0] if square else 224)
-    load_pretrained(model, peer.state_dict())  # the same weights as the peer
-    return model, lambda m, x: m(x)
-
-
-def can_run(backbone, impl, size):
-    return not (backbone == 'convit' and impl != OURS and size[0] != size[1])
+    from cvt_dense.models import get_backbone
+    info = get_backbone(backbone)
+    torch.manual_seed(0)
+    model = info.cls(**info.benchmark)
+    model.init_weights()
+    if impl == OURS:
+        return model, lambda m, x: m(x)
+    return info.peer.build(model, size)
 
 
 def matmul_gflops(n=2048, repeats=5):
@@ -80,7 +77,10 @@ def worker(backbone, impl, size, repeats, bf16, backward):
 
     from cvt_dense.analysis.benchmark import proc_status_kb, reset_peak_memory
     from cvt_dense.models.complexity import count_macs
-    model, run = build(backbone, impl, size)
+    built = build(backbone, impl, size)
+    if built is None:
+        return None
+    model, run = built
     model.train(backward)
     x = torch.randn(1, 3, *size)
     macs = float('nan') if backward else count_macs(model.eval(), x)['total']
@@ -116,14 +116,26 @@ def run_worker(impl, size, args, bf16=False):
            '--backbone', args.backbone, '--repeats', str(args.repeats),
            '--threads', str(args.threads)]
     cmd += ['--bf16'] * bf16 + ['--backward'] * args.backward
+    cmd += [item for module in args.imports for item in ('--import', module)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def import_backbones(modules):
+    """Import the toolkit's backbones and ``modules`` (which may register more); return
+    the registered names."""
+    from cvt_dense.models import registered_backbones
+    for module in modules:
+        importlib.import_module(module)
+    return [info.name for info in registered_backbones()]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--backbone', choices=sorted(PEERS), default='cvt')
+    parser.add_argument('--import', dest='imports', action='append', default=[],
+                        metavar='MODULE', help='a module that registers more backbones')
+    parser.add_argument('--backbone', help='a registered backbone (default: the first)')
     parser.add_argument('--sizes', nargs='+', default=['224x224', '512x512', '800x1344'])
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--threads', type=int, default=2)
@@ -134,6 +146,10 @@ def main():
                         help='time forward + backward (training mode) instead of inference')
     parser.add_argument('--worker', nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    names = import_backbones(args.imports)
+    args.backbone = args.backbone or names[0]
+    if args.backbone.lower() not in names:
+        parser.error(f'--backbone {args.backbone!r} is not registered; registered: {names}')
 
     import torch
     torch.set_num_threads(args.threads)
@@ -143,10 +159,12 @@ def main():
                                 args.backward)))
         return
 
+    from cvt_dense.models import get_backbone
     flops = matmul_gflops()
-    peer = PEERS[args.backbone]
+    peer_info = get_backbone(args.backbone).peer
+    peer = peer_info.name if peer_info else None
     mode = 'forward + backward' if args.backward else 'inference'
-    print(f'{args.backbone} vs {peer}, {mode}; torch {torch.__version__}, {args.threads} '
+    print(f'{args.backbone} vs {peer or "no peer"}, {mode}; torch {torch.__version__}, {args.threads} '
           f'threads, fp32 matmul {flops:.0f} GFLOP/s')
     print(f'{"size":>9} {"impl":>16} {"latency s":>10} {"peak RSS GB":>12} '
           f'{"fwd extra GB":>13} {"GMACs":>8} {"GFLOP/s":>8} {"x roofline":>10}')
@@ -155,8 +173,12 @@ def main():
         rows = [run_worker(OURS, size, args)]
         if args.bf16:
             rows.append(run_worker(OURS, size, args, bf16=True))
-        if not args.skip_peer and can_run(args.backbone, peer, size):
-            rows.append(run_worker(peer, size, args))
+        if not args.skip_peer and peer is not None:
+            row = run_worker(peer, size, args)
+            if row is None:
+                print(f'{text:>9} {peer:>16} cannot run this size')
+            else:
+                rows.append(row)
         for r in rows:
             name = r['impl'] + (' bf16' if r['bf16'] else '')
             rates = f'{"-":>8} {"-":>8} {"-":>10}'  # MACs are counted for inference only

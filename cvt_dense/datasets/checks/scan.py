@@ -3,7 +3,7 @@ import os
 import os.path as osp
 from typing import Iterator, List, NamedTuple
 
-from ...engine.task import task_of
+from ...config_files import task_of
 from .coco import check_coco
 from .drawing import draw_coco, draw_semantic
 from .report import Problem

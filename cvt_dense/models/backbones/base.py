@@ -2,16 +2,20 @@
 
 A subclass builds its layers, then calls :meth:`DenseBackbone._set_outputs` with the
 channels and strides of its levels, and implements ``_levels`` (the feature maps),
-``_frozen_parts`` (what ``frozen_stages`` covers) and ``_default_init``. The base class does
+``_frozen_parts`` (what ``frozen_stages`` covers), ``layer_groups`` (its depth order, for
+layer-wise lr decay) and ``_token_parameters`` (its learned tokens). The base class does
 the rest: ``out_indices`` checks, the optional per-output LayerNorm, declared output shapes
-(so necks and configs never restate them), input checks, freezing, ``norm_eval`` and the
-``Pretrained`` path of ``init_weights`` through the shared weight loader.
+(so necks and configs never restate them), input checks, freezing, ``norm_eval``, the
+layer ids of lr decay, the default initialisation and the ``Pretrained`` path of
+``init_weights`` through the shared weight loader. ``@register_backbone``
+(:mod:`.registration`) then makes it known to everything else.
 """
 from typing import ClassVar, Iterable, List, Sequence, Tuple, Union
 
 import torch
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
+from mmengine.model.weight_init import constant_init, trunc_normal_, trunc_normal_init
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -35,6 +39,9 @@ class DenseBackbone(BaseModule):
     checkpoint_spec: ClassVar[CheckpointSpec]
     # The smallest input side every level still has a pixel for.
     min_input_size: int = 1
+    # What the attention pictures draw: the content attention of every attention call
+    # ('content'), or the positional branch of the calls that have one ('positional').
+    attention_picture: ClassVar[str] = 'content'
 
     def __init__(self, in_channels: int, frozen_stages: int = -1, norm_eval: bool = False,
                  init_cfg=None):
@@ -93,6 +100,11 @@ class DenseBackbone(BaseModule):
             outs.append(y.contiguous())
         return tuple(outs)
 
+    def padded_size(self, size: Sequence[int]) -> Tuple[int, int]:
+        """The (H, W) the layers see for an input of ``size``: the same unless the backbone
+        pads its inputs."""
+        return tuple(size)
+
     def _check_input(self, x: torch.Tensor):
         name = type(self).__name__
         if x.dim() != 4:
@@ -134,11 +146,56 @@ class DenseBackbone(BaseModule):
                     m.eval()
         return self
 
+    # Layer-wise learning-rate decay ---------------------------------------------------
+
+    def layer_groups(self) -> List[Tuple[str, ...]]:
+        """Module and parameter names, shallowest first: entry i lists the names whose
+        parameters get layer id i. A parameter takes the id of the longest name it lies
+        under; parameters under none (output norms, extra levels) get the top id, like the
+        neck and heads."""
+        raise NotImplementedError
+
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """Layer id of a parameter for layer-wise learning-rate decay (mmpretrain's and
+        mmseg's convention), from :meth:`layer_groups`.
+
+        Args:
+            param_name (str): Parameter name, e.g. ``backbone.stage2.blocks.3.attn.proj.weight``.
+            prefix (str): Prefix to strip from ``param_name`` (e.g. ``'backbone.'``).
+
+        Returns:
+            tuple[int, int]: (layer id, number of layers).
+        """
+        groups = self.layer_groups()
+        num_layers = len(groups) + 1
+        if not param_name.startswith(prefix):
+            return num_layers - 1, num_layers
+        name = param_name[len(prefix):]
+        best_id, best_length = num_layers - 1, -1
+        for layer_id, names in enumerate(groups):
+            for group_name in names:
+                if (name == group_name or name.startswith(group_name + '.')) \
+                        and len(group_name) > best_length:
+                    best_id, best_length = layer_id, len(group_name)
+        return best_id, num_layers
+
     # Initialisation --------------------------------------------------------------------
 
+    def _token_parameters(self) -> List[nn.Parameter]:
+        """Learned tokens (cls tokens, position embeddings), in initialisation order."""
+        return []
+
     def _default_init(self):
-        """The reference implementation's initialisation."""
-        raise NotImplementedError
+        """The ViT family's initialisation, as in the reference implementations:
+        truncated-normal (std 0.02) Linear weights and learned tokens, zero biases, unit
+        norms. Other layers (convs) keep PyTorch's default."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                trunc_normal_init(module, std=.02, bias=0.)
+            elif isinstance(module, (nn.LayerNorm, _BatchNorm)):
+                constant_init(module, val=1., bias=0.)
+        for param in self._token_parameters():
+            trunc_normal_(param, std=.02)
 
     def init_weights(self):
         if self.init_cfg is not None and self.init_cfg.get('type') != 'Pretrained':

@@ -7,6 +7,7 @@ from torch import nn
 
 from .activation import QuickGELU
 from .fused_linear import linear
+from .tokens import Grid
 
 
 class Mlp(BaseModule):
@@ -29,12 +30,13 @@ class Mlp(BaseModule):
         self.fc2 = nn.Linear(hidden_features, in_features)
         self.drop = nn.Dropout(drop)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, hw: Optional[Grid] = None) -> torch.Tensor:
+        """x: (B, N, C) tokens; the grid ``hw`` plays no part (a conv MLP would use it)."""
         if isinstance(self.act, QuickGELU):
             # x * sigmoid(1.702 x) = silu(1.702 x) / 1.702: both scalings go into the small
             # fc1/fc2 weights instead of two passes over the 4x wider hidden tensor.
-            s = QuickGELU.SCALE
-            h = linear(x, self.fc1.weight * s, self.fc1.bias * s, act='silu')
-            return self.drop(linear(self.drop(h), self.fc2.weight / s, self.fc2.bias))
-        h = self.act(linear(x, self.fc1.weight, self.fc1.bias))
-        return self.drop(linear(self.drop(h), self.fc2.weight, self.fc2.bias))
+            scale = QuickGELU.SCALE
+            hidden = linear(x, self.fc1.weight * scale, self.fc1.bias * scale, act='silu')
+            return self.drop(linear(self.drop(hidden), self.fc2.weight / scale, self.fc2.bias))
+        hidden = self.act(linear(x, self.fc1.weight, self.fc1.bias))
+        return self.drop(linear(self.drop(hidden), self.fc2.weight, self.fc2.bias))

@@ -1,21 +1,78 @@
-from typing import Tuple
+"""Position embeddings stored at their pretraining grid and resampled to any other grid:
+at run time for each input, and once when a checkpoint of another grid is loaded."""
+import math
+import re
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
+from .tokens import Grid, map_to_tokens
 
-def resample_pos_embed(pos_embed: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+# (resampled tensor, what was done) or None: the weight loader's grid-adaptation rule.
+Adapted = Optional[Tuple[torch.Tensor, str]]
+
+
+def resample_pos_embed(pos_embed: torch.Tensor, size: Grid, antialias: bool = False
+                       ) -> torch.Tensor:
     """Bicubically resample a (1, C, H, W) positional embedding to ``size`` = (H', W').
 
     Returns the input unchanged when the grid already matches.
+
+    Args:
+        pos_embed (Tensor): (1, C, H, W).
+        size (tuple): (H', W').
+        antialias (bool): Widen the kernel when shrinking (timm's rule for ViTs, PIL's
+            kernel); False is plain bicubic interpolation (the CvT paper's ablation).
     """
     if pos_embed.dim() != 4:
         raise ValueError(f'pos_embed must be (1, C, H, W), got shape {tuple(pos_embed.shape)}')
     if tuple(pos_embed.shape[-2:]) == tuple(size):
         return pos_embed
     out = F.interpolate(pos_embed.float(), size=tuple(size), mode='bicubic',
-                        align_corners=False)
+                        align_corners=False, antialias=antialias)
     return out.to(pos_embed.dtype)
+
+
+def pos_embed_as_map(pos_embed: torch.Tensor, channels: int) -> torch.Tensor:
+    """A (1, C, H, W) view of a positional embedding stored as a map or as square tokens."""
+    if pos_embed.dim() == 4 and pos_embed.shape[:2] == (1, channels):
+        return pos_embed
+    if pos_embed.dim() == 3 and pos_embed.shape[0] == 1 and pos_embed.shape[2] == channels:
+        side = math.isqrt(pos_embed.shape[1])
+        if side * side == pos_embed.shape[1]:
+            return pos_embed.transpose(1, 2).reshape(1, channels, side, side)
+    raise ValueError(f'cannot read a positional embedding of shape {tuple(pos_embed.shape)} '
+                     f'as (1, {channels}, H, W) or (1, H*W, {channels}) with a square grid')
+
+
+def pos_embed_adapter(key_pattern: str, antialias: bool
+                      ) -> Callable[[str, torch.Tensor, torch.Tensor], Adapted]:
+    """A ``CheckpointSpec.adapt_grid_tensor`` rule for position embeddings.
+
+    The rule takes a checkpoint's embedding stored as a (1, C, H, W) map or as (1, H*W, C)
+    square-grid tokens, resamples it to the grid of the model's tensor (which may use the
+    other layout; a token layout must then be square), and returns it in the model's
+    layout.
+
+    Args:
+        key_pattern (str): Regex of the model keys that are position embeddings.
+        antialias (bool): See :func:`resample_pos_embed`.
+    """
+    def adapt(key: str, value: torch.Tensor, target: torch.Tensor) -> Adapted:
+        channels = target.shape[1] if target.dim() == 4 else target.shape[-1]
+        if not re.match(key_pattern, key):
+            return None
+        try:
+            source, goal = pos_embed_as_map(value, channels), pos_embed_as_map(target, channels)
+        except ValueError:
+            return None
+        resampled = resample_pos_embed(source, tuple(goal.shape[2:]), antialias)
+        if target.dim() == 3:
+            resampled = map_to_tokens(resampled)
+        return resampled, (f'bicubic{" antialiased" * antialias} resampling '
+                           f'{tuple(source.shape[2:])} -> {tuple(goal.shape[2:])}')
+    return adapt
 
 
 def _bicubic_aa_weights(in_size: int, out_size, reference: torch.Tensor) -> torch.Tensor:
@@ -37,7 +94,7 @@ def _bicubic_aa_weights(in_size: int, out_size, reference: torch.Tensor) -> torc
     return weights / weights.sum(dim=1, keepdim=True)
 
 
-def resample_tokens_bicubic_aa(pos_embed: torch.Tensor, old_size: Tuple[int, int],
+def resample_tokens_bicubic_aa(pos_embed: torch.Tensor, old_size: Grid,
                                new_size) -> torch.Tensor:
     """A (1, H*W, C) token embedding on grid ``old_size`` resampled to ``new_size`` with
     antialiased bicubic interpolation, as two matrix products.

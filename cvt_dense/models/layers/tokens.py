@@ -2,8 +2,11 @@ from typing import Tuple
 
 import torch
 
+# (rows, cols) of a token grid; it travels with the tokens through every block.
+Grid = Tuple[int, int]
 
-def tokens_to_map(x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+
+def tokens_to_map(x: torch.Tensor, hw: Grid) -> torch.Tensor:
     """(B, H*W, C) tokens in row-major order -> (B, C, H, W) map."""
     return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *hw)
 

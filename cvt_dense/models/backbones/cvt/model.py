@@ -1,0 +1,147 @@
+"""CvT backbone (Wu et al. 2021, arXiv 2103.15808) for dense prediction."""
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+
+from ...layers import PixelGeometry, tokens_to_map
+from ..base import DenseBackbone
+from ..registration import Peer, register_backbone
+from .blocks import ConvEmbed, CvTStage
+from .peers import transformers_cvt
+from .presets import resolve_arch
+from .pretrained import CVT_CHECKPOINTS
+
+
+@register_backbone(
+    small=dict(arch=dict(embed_dims=[16, 32, 48], num_heads=[1, 2, 3], depths=[1, 2, 3]),
+               drop_path_rate=0.),
+    benchmark=dict(arch='cvt-13', drop_path_rate=0.),
+    peer=Peer('transformers', transformers_cvt))
+class CvT(DenseBackbone):
+    """Convolutional vision Transformer backbone with multi-scale outputs.
+
+    Three stages at strides 4, 8 and 16 (widths 64/192/384 for CvT-13/21), convolutional
+    token embedding and q/k/v projection, a cls token in the last stage only (it takes part
+    in attention but never appears in the outputs), and no positional embedding, so any
+    input size works. Defaults reproduce the official implementation: QuickGELU,
+    LayerNorm eps 1e-5, attention scale ``stage_width ** -0.5``.
+
+    Args:
+        arch (str | dict): ``'cvt-13'``, ``'cvt-21'``, ``'cvt-w24'`` or a dict with
+            ``embed_dims``, ``num_heads``, ``depths`` (and optionally ``patch_sizes``,
+            ``patch_strides``, ``patch_paddings``, ``mlp_ratios``, ``cls_tokens``).
+        in_channels (int): Input channels. Defaults to 3.
+        out_indices (Sequence[int]): Levels to return; 0-2 are the stages, 3 the optional
+            stride-32 level (needs ``extra_level=True``). Defaults to (0, 1, 2).
+        out_norm (bool): LayerNorm on each returned level. Defaults to True.
+        extra_level (bool): Add a stride-32 level (3x3 stride-2 conv + LayerNorm on the
+            last stage) for necks that want four inputs. Defaults to False.
+        qkv_bias (bool): Bias in the q/k/v projections. Defaults to True.
+        drop_rate (float): Dropout rate. Defaults to 0.
+        attn_drop_rate (float): Attention dropout rate. Defaults to 0.
+        drop_path_rate (float): Stochastic depth, rising linearly over all blocks from 0 to
+            this value. Defaults to 0.1.
+        use_pos_embed (bool): Learnable per-stage positional embeddings (the paper's
+            ablation), resampled bicubically to every input's grid. Defaults to False.
+        pretrain_img_size (int | tuple): Image size that sets the reference grid of the
+            positional embeddings. Defaults to 224.
+        act_cfg (dict): MLP activation. Defaults to ``dict(type='QuickGELU')``; use
+            ``dict(type='GELU')`` to match ``transformers.CvtModel``.
+        norm_cfg (dict): Token norm. Defaults to ``dict(type='LN', eps=1e-5)``.
+        conv_norm_cfg (dict): Norm of the q/k/v depth-wise convs. Defaults to BN.
+        frozen_stages (int): Freeze the stages (embedding, blocks, out norm) up to and
+            including this index; -1 freezes nothing. Defaults to -1.
+        norm_eval (bool): Keep BatchNorm layers in eval mode while training.
+            Defaults to False.
+        with_cp (bool): Gradient checkpointing per block. Defaults to False.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH)`` loads
+            ImageNet weights in the official, Hugging Face or our own format (see
+            :class:`~cvt_dense.models.backbones.base.DenseBackbone`).
+    """
+
+    checkpoint_spec = CVT_CHECKPOINTS
+
+    def __init__(self, arch: Union[str, dict] = 'cvt-13', in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2), out_norm: bool = True,
+                 extra_level: bool = False, qkv_bias: bool = True, drop_rate: float = 0.,
+                 attn_drop_rate: float = 0., drop_path_rate: float = 0.1,
+                 use_pos_embed: bool = False,
+                 pretrain_img_size: Union[int, Tuple[int, int]] = 224,
+                 act_cfg: dict = dict(type='QuickGELU'),
+                 norm_cfg: dict = dict(type='LN', eps=1e-5),
+                 conv_norm_cfg: dict = dict(type='BN'), frozen_stages: int = -1,
+                 norm_eval: bool = False, with_cp: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(in_channels, frozen_stages, norm_eval, init_cfg)
+        self.arch_settings = resolve_arch(arch)
+        settings = self.arch_settings
+        depths = settings['depths']
+        self.num_stages = len(depths)
+        self.embed_dims = list(settings['embed_dims'])
+        self.min_input_size = settings['patch_sizes'][0] - 2 * settings['patch_paddings'][0]
+
+        if isinstance(pretrain_img_size, int):
+            pretrain_img_size = (pretrain_img_size, pretrain_img_size)
+        total = sum(depths)
+        dpr = [drop_path_rate * j / max(total - 1, 1) for j in range(total)]
+        block_cfg = dict(qkv_bias=qkv_bias, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
+                         act_cfg=act_cfg, norm_cfg=norm_cfg, conv_norm_cfg=conv_norm_cfg)
+        channels, grid, first_block, stride = in_channels, pretrain_img_size, 0, 1
+        geometry = PixelGeometry()
+        level_strides = []
+        for i in range(self.num_stages):
+            kernel, patch_stride, padding = (settings['patch_sizes'][i],
+                                             settings['patch_strides'][i],
+                                             settings['patch_paddings'][i])
+            grid = tuple((g + 2 * padding - kernel) // patch_stride + 1 for g in grid)
+            stage = CvTStage(
+                channels, self.embed_dims[i], depths[i], settings['num_heads'][i], kernel,
+                patch_stride, padding, with_cls_token=settings['cls_tokens'][i],
+                pos_embed_grid=grid if use_pos_embed else None,
+                drop_path_rates=dpr[first_block:first_block + depths[i]], geometry=geometry,
+                with_cp=with_cp, block_cfg=dict(block_cfg, mlp_ratio=settings['mlp_ratios'][i]))
+            # Official names: stage0, stage1, stage2.
+            self.add_module(f'stage{i}', stage)
+            geometry = stage.geometry
+            channels, first_block = self.embed_dims[i], first_block + depths[i]
+            stride *= patch_stride
+            level_strides.append(stride)
+        level_channels = list(self.embed_dims)
+        if extra_level:
+            self.extra_embed = ConvEmbed(channels, channels, 3, 2, 1, norm_cfg)
+            level_channels.append(channels)
+            level_strides.append(stride * 2)
+        self.num_levels = len(level_channels)
+        self._set_outputs(level_channels, level_strides, out_indices, out_norm, norm_cfg,
+                          '' if extra_level else ' (index 3 needs extra_level=True)')
+        self._freeze_stages()
+
+    def _token_parameters(self):
+        stages = [getattr(self, f'stage{i}') for i in range(self.num_stages)]
+        return [param for stage in stages for param in (stage.cls_token, stage.pos_embed)
+                if param is not None]
+
+    def _levels(self, x: torch.Tensor, needed: int):
+        levels = []
+        for i in range(min(needed + 1, self.num_stages)):
+            x, _ = getattr(self, f'stage{i}')(x)
+            levels.append(x)
+        if needed >= self.num_stages:
+            levels.append(tokens_to_map(*self.extra_embed(x)))
+        return levels
+
+    def _frozen_parts(self):
+        levels = range(min(self.frozen_stages + 1, self.num_levels))
+        parts = [getattr(self, f'stage{i}') if i < self.num_stages else self.extra_embed
+                 for i in levels]
+        return parts + self._frozen_out_norms(levels)
+
+    def layer_groups(self):
+        """Block j of stage i gets id ``1 + (blocks before stage i) + j``; the embedding, cls
+        token and positional embedding of stage i share the id just below its first
+        block."""
+        groups = [[]]
+        for i, depth in enumerate(self.arch_settings['depths']):
+            groups[-1].append(f'stage{i}')
+            groups += [[f'stage{i}.blocks.{j}'] for j in range(depth)]
+        return [tuple(names) for names in groups]

@@ -1,0 +1,146 @@
+"""The contract every registered backbone keeps.
+
+:class:`BackboneContract` holds the tests; a test class that derives from it and provides a
+``backbone`` fixture (a :class:`~cvt_dense.models.backbones.BackboneInfo`) runs all of them.
+``test_contract.py`` does so for every registered backbone, so a new backbone is covered by
+being registered; ``test_third_backbone.py`` does it for one written inside the test.
+"""
+import math
+
+import pytest
+import torch
+
+from cvt_dense.models.backbones import BackboneInfo
+
+
+def build(info: BackboneInfo, **overrides):
+    torch.manual_seed(0)
+    model = info.cls(**dict(info.small, **overrides))
+    model.init_weights()
+    return model
+
+
+class BackboneContract:
+    """Tests of one backbone, given by the ``backbone`` fixture of the deriving class."""
+
+    @pytest.mark.parametrize('size', [(32, 32), (45, 77), (97, 31)])
+    def test_any_size_gives_the_declared_channels_and_strides(self, backbone, size):
+        model = build(backbone).eval()
+        with torch.no_grad():
+            outs = model(torch.randn(2, 3, *size))
+        assert len(outs) == len(model.out_indices) == len(model.out_strides)
+        for out, channels, stride in zip(outs, model.out_channels, model.out_strides):
+            assert out.shape[:2] == (2, channels)
+            for side, pixels in zip(out.shape[2:], size):
+                assert math.floor(pixels / stride) <= side <= math.ceil(pixels / stride)
+
+    @pytest.mark.parametrize('shape, match', [((3, 64, 64), '4D'),
+                                              ((1, 4, 64, 64), 'in_channels=3')])
+    def test_bad_input_is_named(self, backbone, shape, match):
+        with pytest.raises(ValueError, match=match):
+            build(backbone)(torch.randn(*shape))
+
+    def test_bad_out_indices_name_the_levels(self, backbone):
+        with pytest.raises(ValueError, match='out_indices'):
+            build(backbone, out_indices=(99, ))
+
+    def test_frozen_stages_stop_gradients_and_stay_in_eval(self, backbone):
+        model = build(backbone, frozen_stages=1).train()
+        frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+        trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+        assert frozen and trainable
+        x = torch.randn(1, 3, 48, 64)
+        sum(o.sum() for o in model(x)).backward()
+        params = dict(model.named_parameters())
+        assert all(params[n].grad is None for n in frozen)
+        assert any(params[n].grad is not None for n in trainable)
+        frozen_modules = [m for m in model.modules() if m is not model
+                          and any(not p.requires_grad for p in m.parameters(recurse=False))]
+        assert frozen_modules and all(not m.training for m in frozen_modules)
+        assert all(p.requires_grad for p in build(backbone).parameters())
+
+    def test_norm_eval_keeps_batchnorms_in_eval(self, backbone):
+        model = build(backbone, norm_eval=True).train()
+        bns = [m for m in model.modules()
+               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        assert all(not m.training for m in bns)
+        assert model.training
+        assert all(m.training for m in build(backbone).train().modules())
+
+    def test_with_cp_gives_identical_outputs_and_gradients(self, backbone):
+        x = torch.randn(2, 3, 48, 40)
+        results = []
+        for with_cp in (False, True):
+            model = build(backbone, with_cp=with_cp).train()
+            outs = model(x)
+            sum(o.square().mean() for o in outs).backward()
+            results.append((outs, {n: p.grad for n, p in model.named_parameters()}))
+        (outs_a, grads_a), (outs_b, grads_b) = results
+        for a, b in zip(outs_a, outs_b):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+        assert grads_a.keys() == grads_b.keys()
+        for name in grads_a:
+            torch.testing.assert_close(grads_a[name], grads_b[name], atol=1e-5, rtol=1e-4)
+
+    @pytest.mark.parametrize('scope', ['mmdet', 'mmseg', 'mmengine'])
+    def test_builds_from_every_registry_scope(self, backbone, scope):
+        import cvt_dense  # noqa: F401  (the registries follow every registration)
+        from mmdet.registry import MODELS
+        from mmengine.registry import DefaultScope
+        with DefaultScope.overwrite_default_scope(scope):
+            model = MODELS.build(dict(type=backbone.cls.__name__, **backbone.small))
+        assert type(model) is backbone.cls
+
+    def test_init_cfg_loads_our_own_checkpoint_with_a_report(self, backbone, tmp_path):
+        """A backbone-only file written from one model loads into another through init_cfg:
+        every tensor, the same outputs, and a report that says so."""
+        from cvt_dense.weights import load_pretrained
+        source = build(backbone).eval()
+        path = tmp_path / 'backbone.pth'
+        state = {k: v for k, v in source.state_dict().items() if not k.startswith('out_norm')}
+        torch.save(state, path)
+        model = backbone.cls(**backbone.small,
+                             init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+        model.init_weights()
+        report = load_pretrained(backbone.cls(**backbone.small), str(path))
+        assert report.source_format == 'cvt_dense' and report.complete
+        assert set(report.loaded) == set(state)
+        assert report.newly_initialised and all(k.startswith('out_norm')
+                                                for k in report.newly_initialised)
+        model.load_state_dict({k: v for k, v in source.state_dict().items()
+                               if k.startswith('out_norm')}, strict=False)
+        x = torch.randn(1, 3, 40, 56)
+        with torch.no_grad():
+            for a, b in zip(model.eval()(x), source(x)):
+                torch.testing.assert_close(a, b)
+
+    def test_bf16_autocast_stays_close_to_fp32(self, backbone):
+        model = build(backbone).eval()
+        x = torch.randn(1, 3, 64, 64)
+        with torch.no_grad():
+            ref = model(x)
+            with torch.autocast('cpu', dtype=torch.bfloat16):
+                low = model(x)
+        for a, b in zip(ref, low):
+            assert (a - b.float()).abs().max() < 0.1 * a.abs().max()
+
+    def test_layer_ids_rise_with_depth_and_leave_no_parameter_out(self, backbone):
+        """Every parameter of the blocks and embeddings gets an id below the top one (which
+        the neck, heads and output norms share), and a block's id grows with its depth."""
+        model = build(backbone)
+        ids = {name: model.get_layer_depth(name) for name, _ in model.named_parameters()}
+        num_layers = {count for _, count in ids.values()}
+        assert len(num_layers) == 1 and num_layers.pop() == len(model.layer_groups()) + 1
+        top = len(model.layer_groups())
+        assert all(ids[name][0] < top for name in ids if not name.startswith('out_norm'))
+        used = sorted({layer_id for layer_id, _ in ids.values() if layer_id < top})
+        assert used == list(range(top)), 'every declared layer group holds parameters'
+        assert model.get_layer_depth('neck.conv.weight', 'backbone.') == (top, top + 1)
+
+    def test_attention_pictures_find_every_layer(self, backbone):
+        from cvt_dense.analysis.attention_maps import query_attention
+        model = build(backbone).eval()
+        layers = query_attention(model, torch.randn(1, 3, 45, 61), point=(30, 20))
+        assert layers
+        for layer in layers:
+            assert torch.allclose(layer.row_sums, torch.ones_like(layer.row_sums), atol=1e-5)
