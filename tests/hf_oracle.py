@@ -67,9 +67,10 @@ def assert_stage_outputs_close(ours, reference, atol=1e-4):
         assert err < atol, f'stage {i}: max abs difference {err:.3g}'
 
 
-def official_shapes(embed_dims, num_heads, depths):
+def official_shapes(embed_dims, num_heads, depths, drop_path_rates=None):
     """Official-named state dict of meta tensors (shapes only) for any size, built by
-    transformers on the meta device and renamed with our table; costs no memory."""
+    transformers on the meta device and renamed with our table; costs no memory.
+    ``drop_path_rates`` (of a preset such as W24's) changes no shape and is ignored."""
     from transformers import CvtModel
 
     from cvt_dense.models.backbones.cvt.pretrained import hf_to_official_key

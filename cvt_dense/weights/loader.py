@@ -43,6 +43,8 @@ class LoadReport:
         unexpected (list[str]): Checkpoint keys the model does not have.
         mismatched (list[tuple]): (key, checkpoint shape, model shape) that could not be
             adapted.
+        notes (list[str]): How the model differs from the networks the released
+            checkpoints were trained as (``CheckpointSpec.variant_notes``).
     """
 
     source: str
@@ -55,6 +57,7 @@ class LoadReport:
     missing: List[str] = field(default_factory=list)
     unexpected: List[str] = field(default_factory=list)
     mismatched: List[Mismatch] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -147,6 +150,7 @@ def load_checkpoint_dict(model: nn.Module, checkpoint: Mapping,
     if incompatible.unexpected_keys:  # cannot happen: loadable only holds model keys
         raise RuntimeError(f'unexpected keys {incompatible.unexpected_keys}')
     report.loaded = sorted(loadable)
+    report.notes = list(spec.variant_notes(model))
     _log(MMLogger.get_current_instance(), report, model_state)
     return report
 
@@ -227,6 +231,8 @@ def _log(logger, report: LoadReport, model_state: Mapping):
     for a in report.adapted:
         logger.info(f'load_pretrained: adapted {a.key} {a.source_shape} -> {a.target_shape} '
                     f'({a.rule})')
+    for note in report.notes:
+        logger.warning(f'load_pretrained: {note}')
     if report.newly_initialised:
         logger.info(f'load_pretrained: {len(report.newly_initialised)} tensor(s) not in '
                     f'ImageNet checkpoints keep their initialisation: '

@@ -54,6 +54,9 @@ class CheckpointSpec:
         guess_arch (Callable): State dict under our names -> :class:`ArchGuess`.
         hints (tuple[tuple[str, str]]): (regex, advice): the advice is added to a mismatch
             message when an unexpected checkpoint key matches the regex.
+        variant_notes (Callable): model -> notes on how it differs from the networks the
+            released checkpoints were trained as (their tensors still fit); the loader
+            logs them and keeps them in its report.
     """
 
     backbone: str
@@ -67,6 +70,7 @@ class CheckpointSpec:
     new_in_dense: Tuple[str, ...] = ()
     optional: Tuple[str, ...] = ()
     hints: Tuple[Tuple[str, str], ...] = ()
+    variant_notes: Callable[[object], Tuple[str, ...]] = lambda model: ()
 
     def is_new_in_dense(self, key: str) -> bool:
         return any(re.match(pattern, key) for pattern in self.new_in_dense)

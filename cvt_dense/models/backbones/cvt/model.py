@@ -6,9 +6,9 @@ import torch
 from ...layers import PixelGeometry, tokens_to_map
 from ..base import DenseBackbone
 from ..registration import Peer, register_backbone
-from .blocks import ConvEmbed, CvTStage
+from .blocks import ConvEmbed, CvTStage, QKVProjection
 from .peers import transformers_cvt
-from .presets import resolve_arch
+from .presets import override_stages, resolve_arch
 from .pretrained import CVT_CHECKPOINTS
 
 
@@ -24,25 +24,40 @@ class CvT(DenseBackbone):
     token embedding and q/k/v projection, a cls token in the last stage only (it takes part
     in attention but never appears in the outputs), and no positional embedding, so any
     input size works. Defaults reproduce the official implementation: QuickGELU,
-    LayerNorm eps 1e-5, attention scale ``stage_width ** -0.5``.
+    LayerNorm eps 1e-5, attention scale ``stage_width ** -0.5``, and the official recipe's
+    stochastic depth (stage 3 only, rising linearly over its blocks to 0.1; 0.3 for W24).
+
+    Every per-stage field of the official config is an ``arch`` field
+    (:data:`~cvt_dense.models.backbones.cvt.presets.OFFICIAL_NAMES`, documented in
+    docs/custom_configs.md). The arguments ``qkv_bias``, ``drop_rate``, ``attn_drop_rate``,
+    ``use_pos_embed``, ``drop_path_rate`` and ``kv_strides`` override the arch's fields for
+    every stage when given; None keeps the arch's values.
 
     Args:
-        arch (str | dict): ``'cvt-13'``, ``'cvt-21'``, ``'cvt-w24'`` or a dict with
-            ``embed_dims``, ``num_heads``, ``depths`` (and optionally ``patch_sizes``,
-            ``patch_strides``, ``patch_paddings``, ``mlp_ratios``, ``cls_tokens``).
+        arch (str | dict): ``'cvt-13'``, ``'cvt-21'``, ``'cvt-w24'``, the path of an official
+            experiment YAML (``cvt-13-224x224.yaml``), or a dict with ``embed_dims``,
+            ``num_heads``, ``depths`` and optionally any other per-stage field
+            (``qkv_proj_methods``, ``kv_strides``, ``pos_embeds``, ...).
         in_channels (int): Input channels. Defaults to 3.
         out_indices (Sequence[int]): Levels to return; 0-2 are the stages, 3 the optional
             stride-32 level (needs ``extra_level=True``). Defaults to (0, 1, 2).
         out_norm (bool): LayerNorm on each returned level. Defaults to True.
         extra_level (bool): Add a stride-32 level (3x3 stride-2 conv + LayerNorm on the
             last stage) for necks that want four inputs. Defaults to False.
-        qkv_bias (bool): Bias in the q/k/v projections. Defaults to True.
-        drop_rate (float): Dropout rate. Defaults to 0.
-        attn_drop_rate (float): Attention dropout rate. Defaults to 0.
-        drop_path_rate (float): Stochastic depth, rising linearly over all blocks from 0 to
-            this value. Defaults to 0.1.
-        use_pos_embed (bool): Learnable per-stage positional embeddings (the paper's
-            ablation), resampled bicubically to every input's grid. Defaults to False.
+        qkv_bias (bool, optional): Bias in the q/k/v projections of every stage.
+        drop_rate (float, optional): Dropout rate of every stage.
+        attn_drop_rate (float, optional): Attention dropout rate of every stage.
+        drop_path_rate (float, optional): The largest stochastic-depth rate: the arch's
+            per-stage ``drop_path_rates`` (presets: ``[0, 0, 0.1]``) are scaled so that
+            their largest entry is this value; within a stage the rate rises linearly from
+            0 at its first block to the stage's rate at its last. 0 turns it off.
+        use_pos_embed (bool, optional): Learnable positional embeddings in every stage (the
+            paper's ablation), resampled bicubically to every input's grid.
+        kv_strides (Sequence[int], optional): The k/v stride of each stage: the cost knob
+            for dense resolutions. ``(4, 2, 2)`` keeps every other key of stage 1 in each
+            direction (its attention costs a quarter), ``(8, 2, 2)`` every fourth. Pretrained
+            depth-wise kernels are reused unchanged, so the model then differs from its
+            pretraining (fine-tuning adapts; accuracy not measured here).
         pretrain_img_size (int | tuple): Image size that sets the reference grid of the
             positional embeddings. Defaults to 224.
         act_cfg (dict): MLP activation. Defaults to ``dict(type='QuickGELU')``; use
@@ -63,9 +78,11 @@ class CvT(DenseBackbone):
 
     def __init__(self, arch: Union[str, dict] = 'cvt-13', in_channels: int = 3,
                  out_indices: Sequence[int] = (0, 1, 2), out_norm: bool = True,
-                 extra_level: bool = False, qkv_bias: bool = True, drop_rate: float = 0.,
-                 attn_drop_rate: float = 0., drop_path_rate: float = 0.1,
-                 use_pos_embed: bool = False,
+                 extra_level: bool = False, qkv_bias: Optional[bool] = None,
+                 drop_rate: Optional[float] = None, attn_drop_rate: Optional[float] = None,
+                 drop_path_rate: Optional[float] = None,
+                 use_pos_embed: Optional[bool] = None,
+                 kv_strides: Optional[Sequence[int]] = None,
                  pretrain_img_size: Union[int, Tuple[int, int]] = 224,
                  act_cfg: dict = dict(type='QuickGELU'),
                  norm_cfg: dict = dict(type='LN', eps=1e-5),
@@ -73,20 +90,18 @@ class CvT(DenseBackbone):
                  norm_eval: bool = False, with_cp: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(in_channels, frozen_stages, norm_eval, init_cfg)
-        self.arch_settings = resolve_arch(arch)
+        self.arch_settings = override_stages(
+            resolve_arch(arch), drop_path_rate=drop_path_rate, kv_strides=kv_strides,
+            qkv_biases=qkv_bias, drop_rates=drop_rate, attn_drop_rates=attn_drop_rate,
+            pos_embeds=use_pos_embed)
         settings = self.arch_settings
-        depths = settings['depths']
-        self.num_stages = len(depths)
+        self.num_stages = len(settings['depths'])
         self.embed_dims = list(settings['embed_dims'])
         self.min_input_size = settings['patch_sizes'][0] - 2 * settings['patch_paddings'][0]
 
         if isinstance(pretrain_img_size, int):
             pretrain_img_size = (pretrain_img_size, pretrain_img_size)
-        total = sum(depths)
-        dpr = [drop_path_rate * j / max(total - 1, 1) for j in range(total)]
-        block_cfg = dict(qkv_bias=qkv_bias, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
-                         act_cfg=act_cfg, norm_cfg=norm_cfg, conv_norm_cfg=conv_norm_cfg)
-        channels, grid, first_block, stride = in_channels, pretrain_img_size, 0, 1
+        channels, grid, stride = in_channels, pretrain_img_size, 1
         geometry = PixelGeometry()
         level_strides = []
         for i in range(self.num_stages):
@@ -95,15 +110,15 @@ class CvT(DenseBackbone):
                                              settings['patch_paddings'][i])
             grid = tuple((g + 2 * padding - kernel) // patch_stride + 1 for g in grid)
             stage = CvTStage(
-                channels, self.embed_dims[i], depths[i], settings['num_heads'][i], kernel,
-                patch_stride, padding, with_cls_token=settings['cls_tokens'][i],
-                pos_embed_grid=grid if use_pos_embed else None,
-                drop_path_rates=dpr[first_block:first_block + depths[i]], geometry=geometry,
-                with_cp=with_cp, block_cfg=dict(block_cfg, mlp_ratio=settings['mlp_ratios'][i]))
+                channels, self.embed_dims[i], settings['depths'][i], settings['num_heads'][i],
+                kernel, patch_stride, padding, with_cls_token=settings['cls_tokens'][i],
+                pos_embed_grid=grid if settings['pos_embeds'][i] else None,
+                drop_path_rate=settings['drop_path_rates'][i], geometry=geometry,
+                with_cp=with_cp, block_cfg=self._block_cfg(i, act_cfg, norm_cfg, conv_norm_cfg))
             # Official names: stage0, stage1, stage2.
             self.add_module(f'stage{i}', stage)
             geometry = stage.geometry
-            channels, first_block = self.embed_dims[i], first_block + depths[i]
+            channels = self.embed_dims[i]
             stride *= patch_stride
             level_strides.append(stride)
         level_channels = list(self.embed_dims)
@@ -115,6 +130,18 @@ class CvT(DenseBackbone):
         self._set_outputs(level_channels, level_strides, out_indices, out_norm, norm_cfg,
                           '' if extra_level else ' (index 3 needs extra_level=True)')
         self._freeze_stages()
+
+    def _block_cfg(self, stage: int, act_cfg: dict, norm_cfg: dict,
+                   conv_norm_cfg: dict) -> dict:
+        """The ``CvTBlock`` arguments of one stage, from its arch fields."""
+        settings = {key: values[stage] for key, values in self.arch_settings.items()}
+        projection = QKVProjection(
+            settings['qkv_proj_methods'], settings['qkv_kernel_sizes'], settings['q_strides'],
+            settings['q_paddings'], settings['kv_strides'], settings['kv_paddings'])
+        return dict(mlp_ratio=settings['mlp_ratios'], qkv_bias=settings['qkv_biases'],
+                    drop_rate=settings['drop_rates'],
+                    attn_drop_rate=settings['attn_drop_rates'], projection=projection,
+                    act_cfg=act_cfg, norm_cfg=norm_cfg, conv_norm_cfg=conv_norm_cfg)
 
     def _token_parameters(self):
         stages = [getattr(self, f'stage{i}') for i in range(self.num_stages)]

@@ -12,7 +12,7 @@ import torch
 
 from ....weights import ArchGuess, CheckpointSpec, convert_checkpoint
 from ...layers import pos_embed_adapter
-from .presets import ARCH_SETTINGS
+from .presets import ARCH_SETTINGS, STAGE_DEFAULTS
 
 # Paths are relative to a stage (official ``stage{i}.``, HF ``[cvt.]encoder.stages.{i}.``);
 # ``{j}`` is a block index and ``{x}``/``{xx}`` one of q/query, k/key, v/value. Each entry
@@ -157,6 +157,28 @@ def guess_arch(state_dict: Mapping[str, torch.Tensor]) -> ArchGuess:
                                      f'{arch["depths"]}, in_channels {arch["in_channels"]}')
 
 
+# Arch fields of the q/k/v projections, whose values (STAGE_DEFAULTS, the same in every
+# stage) every released CvT checkpoint, official or Hugging Face, was trained with.
+RELEASED_PROJECTION_FIELDS = ('qkv_proj_methods', 'qkv_kernel_sizes', 'q_strides',
+                              'q_paddings', 'kv_strides', 'kv_paddings')
+CONV_PROJECTION_PATTERN = r'^stage\d+\.blocks\.\d+\.attn\.conv_proj_[qkv]\.'
+
+
+def variant_notes(model) -> Tuple[str, ...]:
+    """What a model's q/k/v projections change against the released checkpoints'."""
+    settings = model.arch_settings
+    changed = {key: settings[key] for key in RELEASED_PROJECTION_FIELDS
+               if any(value != STAGE_DEFAULTS[key][0] for value in settings[key])}
+    if not changed:
+        return ()
+    released = {key: STAGE_DEFAULTS[key][0] for key in changed}
+    return (f'this CvT\'s q/k/v projections {changed} differ from those every released CvT '
+            f'checkpoint was trained with ({released} in every stage). The tensors that fit '
+            f'were loaded unchanged (depth-wise k/v kernels at a larger stride see fewer '
+            f'positions), so the network is not the pretrained one until fine-tuning adapts '
+            f'it; its accuracy is not measured here.',)
+
+
 CVT_CHECKPOINTS = CheckpointSpec(
     backbone='CvT',
     detect_format=detect_format,
@@ -170,7 +192,12 @@ CVT_CHECKPOINTS = CheckpointSpec(
     new_in_dense=(r'out_norm\d+\.', r'extra_embed\.'),
     optional=(POS_EMBED_PATTERN,),
     hints=((POS_EMBED_PATTERN, 'The checkpoint has positional embeddings: build the model '
-                               'with use_pos_embed=True to use them.'),),
+                               'with use_pos_embed=True (or arch pos_embeds) to use them.'),
+           (CONV_PROJECTION_PATTERN,
+            "The checkpoint has depth-wise conv + BN q/k/v projections (qkv_proj_methods "
+            "'dw_bn', as every released CvT); the model's 'avg' (q) or 'linear' (q, k, v) "
+            "projections have no tensors: pass allow_partial=True to drop them.")),
+    variant_notes=variant_notes,
 )
 
 

@@ -253,14 +253,17 @@ def test_with_cp_gives_identical_outputs_and_gradients():
         assert torch.allclose(grads_a[name], grads_b[name], atol=1e-5), name
 
 
-def test_drop_path_schedule_is_linear_over_all_blocks():
-    model = CvT('cvt-13', drop_path_rate=0.3)
-    rates = [getattr(b.drop_path, 'drop_prob', 0.)
-             for i in range(3) for b in getattr(model, f'stage{i}').blocks]
-    assert len(rates) == 13
-    assert rates[0] == 0. and math.isclose(rates[-1], 0.3, rel_tol=1e-6)
-    steps = [b - a for a, b in zip(rates, rates[1:])]
-    assert all(math.isclose(s, 0.3 / 12, rel_tol=1e-4) for s in steps)
+def test_drop_path_is_the_official_schedule():
+    """Per stage, torch.linspace(0, DROP_PATH_RATE[i], DEPTH[i]) as in cls_cvt.py: CvT-13
+    has drop path in stage 3 only, rising to 0.1 at its last block."""
+    model = CvT('cvt-13')
+    for i, (rate, depth) in enumerate(zip([0., 0., 0.1], [1, 2, 10])):
+        blocks = getattr(model, f'stage{i}').blocks
+        rates = [getattr(b.drop_path, 'drop_prob', 0.) for b in blocks]
+        official = torch.linspace(0, rate, depth).tolist()
+        assert all(math.isclose(a, b, abs_tol=1e-7) for a, b in zip(rates, official)), i
+    assert isinstance(model.stage2.blocks[0].drop_path, torch.nn.Identity)
+    assert math.isclose(model.stage2.blocks[-1].drop_path.drop_prob, 0.1)
 
 
 def test_default_init_is_truncated_normal():
