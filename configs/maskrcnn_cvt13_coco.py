@@ -14,6 +14,6 @@ pretrained = 'checkpoints/CvT-13-224x224-IN-1k.pth'
 model = dict(
     backbone=dict(
         arch='cvt-13',
-        drop_path_rate=0.1,
+        drop_path_rate=0.1,  # the official recipe: 0 in stages 1-2, up to 0.1 in stage 3
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     neck=dict(in_channels=[64, 192, 384]))

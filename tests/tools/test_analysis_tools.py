@@ -35,6 +35,18 @@ def test_get_flops_prints_components_and_total(capsys):
     assert rows[-1].name == 'total' and rows[-1].attention_macs > 0
 
 
+def test_train_step_applies_cfg_options(capsys):
+    """One timed step of the tiny Mask R-CNN with the k/v-stride knob (the cost table's
+    command at a tiny size)."""
+    times = tool('analysis/train_step.py').main(
+        [DET_CONFIG, '--shape', '64', '96', '--steps', '1', '--cfg-options', *DET_TINY,
+         'model.backbone.kv_strides=(4,2,2)'])
+    out = capsys.readouterr().out
+    assert re.search(r'model\.backbone\.kv_strides=\(4, 2, 2\): 1 x 64x96, train step '
+                     r'[\d.]+ s \(median of 1\), peak RSS [\d.]+ GB', out), out
+    assert len(times) == 1 and times[0] > 0
+
+
 @pytest.mark.parametrize('config, tiny', [(DET_CONFIG, DET_TINY), (SEG_CONFIG, SEG_TINY)],
                          ids=['det', 'seg'])
 def test_benchmark_prints_latency_throughput_memory(config, tiny, capsys):

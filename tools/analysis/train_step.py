@@ -3,6 +3,8 @@ on synthetic data of a chosen size (no dataset needed).
 
     python tools/analysis/train_step.py configs/maskrcnn_convit_small_coco.py --shape 800 1344
     python tools/analysis/train_step.py configs/upernet_convit_small_ade20k.py --shape 512 512
+    python tools/analysis/train_step.py configs/maskrcnn_cvt13_coco.py \
+        --cfg-options "model.backbone.kv_strides=(4,2,2)"
 
 Each step is forward + backward + optimizer step of the config's model and optimizer, with
 random weights (``init_cfg`` is dropped) on a batch of random images with a few random
@@ -17,6 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # runnable from a checkout
 
+from cvt_dense.analysis.builder import add_model_args, read_config  # noqa: E402
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -24,6 +28,7 @@ def parse_args(argv=None):
     parser.add_argument('--shape', type=int, nargs=2, default=(800, 1344), metavar=('H', 'W'))
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--steps', type=int, default=2, help='timed steps after one warm-up')
+    add_model_args(parser)
     return parser.parse_args(argv)
 
 
@@ -64,12 +69,11 @@ def read_peak_rss_gb() -> float:
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
 
     import cvt_dense  # noqa: F401  (registers the backbones)
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config, args.cfg_options)
     init_default_scope(cfg.default_scope)
     registry = __import__(f'{cfg.default_scope}.registry', fromlist=['MODELS']).MODELS
     cfg.model.backbone.pop('init_cfg', None)
@@ -85,9 +89,11 @@ def main(argv=None):
         model.train_step(data, optim_wrapper)
         if step:  # the first step is the warm-up
             times.append(time.perf_counter() - start)
-    print(f'{os.path.basename(args.config)}: {args.batch} x {args.shape[0]}x{args.shape[1]}, '
-          f'train step {statistics.median(times):.2f} s (median of {args.steps}), '
-          f'peak RSS {read_peak_rss_gb():.2f} GB')
+    overrides = ''.join(f' {key}={value}' for key, value in (args.cfg_options or {}).items())
+    print(f'{os.path.basename(args.config)}{overrides}: {args.batch} x {args.shape[0]}x'
+          f'{args.shape[1]}, train step {statistics.median(times):.2f} s (median of '
+          f'{args.steps}), peak RSS {read_peak_rss_gb():.2f} GB')
+    return times
 
 
 if __name__ == '__main__':
