@@ -192,7 +192,7 @@ class ConvAttention(BaseModule):
             outs = [projs[0](fmap)] * len(projs)  # k and v pool alike
         else:
             outs = self._conv_bn(fmap, projs)
-        return [map_to_tokens(t) for t in outs], tuple(outs[0].shape[2:])
+        return [map_to_tokens(out) for out in outs], tuple(outs[0].shape[2:])
 
     def _geometry(self, branch: str) -> PixelGeometry:
         """Where the cells of branch 'q' or 'kv' sit on the image."""

@@ -32,7 +32,8 @@ OFFICIAL_NAMES: Dict[str, str] = {
 REQUIRED_ARCH_KEYS = ('embed_dims', 'num_heads', 'depths')
 # The values of the official experiment YAMLs (cvt-13-224x224.yaml etc.) that every preset
 # shares; a custom arch dict may override them. With a number of stages other than three,
-# a custom dict must give the fields whose entries differ between stages.
+# a custom dict must give the fields whose entries differ between stages, except
+# drop_path_rates (then: the last stage only, as here).
 STAGE_DEFAULTS = dict(
     patch_sizes=[7, 3, 3], patch_strides=[4, 2, 2], patch_paddings=[2, 1, 1],
     mlp_ratios=[4., 4., 4.], qkv_biases=[True, True, True], drop_rates=[0., 0., 0.],
@@ -70,7 +71,8 @@ def resolve_arch(arch: Union[str, dict]) -> dict:
     if isinstance(arch, str) and arch.lower().endswith(YAML_SUFFIXES):
         arch = arch_from_official_yaml(arch)
     settings = resolve_preset(arch, ARCH_SETTINGS, REQUIRED_ARCH_KEYS, STAGE_DEFAULTS, 'CvT')
-    not_lists = sorted(k for k, v in settings.items() if not isinstance(v, (list, tuple)))
+    not_lists = sorted(key for key, value in settings.items()
+                       if not isinstance(value, (list, tuple)))
     if not_lists:
         raise ValueError(f'CvT arch fields {not_lists} must be lists with one entry per stage')
     settings = {key: list(value) for key, value in settings.items()}
@@ -80,11 +82,14 @@ def resolve_arch(arch: Union[str, dict]) -> dict:
         # A default that is the same in every stage fits any number of stages.
         if key not in given and len(set(default)) == 1:
             settings[key] = default[:1] * num_stages
+    if 'drop_path_rates' not in given:  # the official recipe: the last stage only
+        settings['drop_path_rates'] = [0.] * (num_stages - 1) + STAGE_DEFAULTS[
+            'drop_path_rates'][-1:]
     lengths = {key: len(value) for key, value in settings.items()}
     if len(set(lengths.values())) != 1:
         raise ValueError(f'All per-stage lists of the CvT arch must have the same length, '
                          f'got {lengths}')
-    bad = [m for m in settings['qkv_proj_methods'] if m not in QKV_PROJ_METHODS]
+    bad = [method for method in settings['qkv_proj_methods'] if method not in QKV_PROJ_METHODS]
     if bad:
         raise ValueError(f'CvT qkv_proj_methods {settings["qkv_proj_methods"]}: unknown '
                          f'{bad}; each must be one of {QKV_PROJ_METHODS}')
@@ -111,7 +116,7 @@ def override_stages(settings: dict, drop_path_rate: Optional[float] = None,
         if len(kv_strides) != len(settings['kv_strides']):
             raise ValueError(f'kv_strides={tuple(kv_strides)} needs one stride per stage '
                              f'({len(settings["kv_strides"])} stages)')
-        settings['kv_strides'] = [int(s) for s in kv_strides]
+        settings['kv_strides'] = [int(stride) for stride in kv_strides]
     if drop_path_rate is not None:
         peak = max(settings['drop_path_rates'])
         if peak == 0 and drop_path_rate > 0:

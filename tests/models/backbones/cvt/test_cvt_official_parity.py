@@ -72,8 +72,8 @@ def test_matches_the_official_math(variant, tmp_path):
 
 
 def test_projection_modules_follow_the_method():
-    spec_arch = dict(TINY_ARCH, qkv_proj_methods=['linear', 'avg', 'dw_bn'])
-    model = CvT(spec_arch)
+    arch = dict(TINY_ARCH, qkv_proj_methods=['linear', 'avg', 'dw_bn'])
+    model = CvT(arch)
     linear, avg, conv = (getattr(model, f'stage{i}').blocks[0].attn for i in range(3))
     assert linear.conv_proj_q is linear.conv_proj_k is linear.conv_proj_v is None
     assert avg.conv_proj_q is None and isinstance(avg.conv_proj_k, torch.nn.AvgPool2d)

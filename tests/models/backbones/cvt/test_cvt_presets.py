@@ -84,10 +84,10 @@ def test_presets_are_unchanged():
 
 def test_uniform_defaults_fit_any_number_of_stages():
     arch = dict(embed_dims=[16, 32], num_heads=[1, 2], depths=[1, 1], patch_sizes=[7, 3],
-                patch_strides=[4, 2], patch_paddings=[2, 1], cls_tokens=[False, True],
-                drop_path_rates=[0., 0.1])
+                patch_strides=[4, 2], patch_paddings=[2, 1], cls_tokens=[False, True])
     settings = resolve_arch(arch)
     assert settings['kv_strides'] == [2, 2] and settings['qkv_proj_methods'] == ['dw_bn'] * 2
+    assert settings['drop_path_rates'] == [0., 0.1]  # the last stage only
     model = CvT(arch, out_indices=(0, 1)).eval()
     assert [o.shape[1] for o in model(torch.randn(1, 3, 32, 32))] == [16, 32]
     with pytest.raises(ValueError, match='same length'):
