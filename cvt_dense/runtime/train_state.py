@@ -146,7 +146,9 @@ def seed_sample_randomness(dataloader, seed: int) -> None:
     of ranks at the same global batch size."""
     seed_samples(dataloader.dataset)
     batch_sampler = subclass_in_place(dataloader.batch_sampler, _resumable_class)
-    batch_sampler._sample_seed = (seed,)
+    # The 0 stands where the rank was: single-process runs draw the streams they drew
+    # before the key became world-size independent (the documented demo results).
+    batch_sampler._sample_seed = (seed, 0)
     batch_sampler._ranks = (get_rank(), get_world_size())
     # Each iterator draws its workers' base seed (now without effect on the samples):
     # from a generator of its own, not from the training's (persistent workers draw once,
