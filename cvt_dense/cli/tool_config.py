@@ -9,7 +9,9 @@ import logging
 import os
 import os.path as osp
 
+import torch.distributed as dist
 from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 
 from ..config_files import task_of
@@ -70,7 +72,6 @@ def build_runner(cfg: Config):
 def global_rank() -> int:
     """This process's rank, before the runner sets up the process group (torchrun's
     ``RANK``, slurm's ``SLURM_PROCID``)."""
-    import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank()
     return int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', 0)))
@@ -89,7 +90,6 @@ def train_until_done(runner) -> int:
     """``runner.train()``; return the exit status: 0, or 1 when a checkpoint could not be
     written (the run stops with one line saying which file, why, the free and needed
     space and the checkpoint kept; see ``ResumableCheckpointHook``)."""
-    from mmengine.dist import is_main_process
     try:
         runner.train()
     except CheckpointWriteError as err:

@@ -167,9 +167,12 @@ class GuardedSave:
 def kept_checkpoint(work_dir: str) -> str:
     """What ``--resume`` continues from, in words."""
     kept = pointed_checkpoint(work_dir)
-    if kept is not None and (osp.exists(kept) or '://' in kept):
+    if kept is None:
+        return 'no checkpoint of this run is kept yet'
+    if osp.exists(kept) or '://' in kept:
         return f'kept {kept} (named by last_checkpoint; resume from it with --resume)'
-    return 'no checkpoint of this run is kept yet'
+    return f'last_checkpoint names {kept}, which is missing'
+
 
 
 def guard_saves(runner, check_free_space: bool = True) -> GuardedSave:

@@ -171,28 +171,30 @@ def data_position(runner, meta: dict, epoch_start_iter: int) -> int:
     return meta['iter'] - epoch_start_iter
 
 
-def global_batch_size(dataloader) -> int:
-    """Samples of one training step over all ranks."""
-    batch_size = dataloader.batch_size or getattr(dataloader.batch_sampler, 'batch_size')
-    return get_world_size() * batch_size
+def global_batch_size(dataloader) -> Optional[int]:
+    """Samples of one training step over all ranks; None for a batch sampler without a
+    ``batch_size``."""
+    batch_size = dataloader.batch_size or getattr(dataloader.batch_sampler, 'batch_size', None)
+    return get_world_size() * batch_size if batch_size else None
 
 
 def data_state(runner, meta: dict, epoch_start_iter: int) -> dict:
     """The data position a checkpoint stores: ``data_batches`` per rank (see
-    :func:`data_position`), ``data_samples`` over all ranks, and the ``world_size`` and
-    ``global_batch`` they were counted with."""
+    :func:`data_position`), ``data_samples`` over all ranks (None when the batch size is
+    unknown), and the ``world_size`` and ``global_batch`` they were counted with."""
     batches = data_position(runner, meta, epoch_start_iter)
     global_batch = global_batch_size(runner.train_loop.dataloader)
-    return dict(data_batches=batches, data_samples=batches * global_batch,
+    return dict(data_batches=batches,
+                data_samples=batches * global_batch if global_batch else None,
                 world_size=get_world_size(), global_batch=global_batch)
 
 
 def resumed_batches(state: dict, dataloader, logger) -> int:
     """Batches per rank to skip for the data position ``state`` (:func:`data_state`) with
     this run's world size and batch size; says so when they changed."""
-    if 'data_samples' not in state:  # written before positions were stored in samples
-        return state['data_batches']
     global_batch = global_batch_size(dataloader)
+    if state.get('data_samples') is None or not global_batch:
+        return state['data_batches']  # also checkpoints from before samples were counted
     batches, rest = divmod(state['data_samples'], global_batch)
     world_size = get_world_size()
     if global_batch != state['global_batch']:

@@ -380,7 +380,8 @@ class ResumableCheckpointHook(StepCheckpointHook):
                 write_text_atomic(pointer, path)
             except OSError as err:
                 problem = (f'wrote checkpoint {path} but could not update {pointer} '
-                           f'({type(err).__name__}: {err}); {kept_checkpoint(runner.work_dir)}')
+                           f'({type(err).__name__}: {err}); '
+                           f'{kept_checkpoint(runner.work_dir)}')
         raise_agreed(problem)
         self._last_save_time = time.monotonic()
         self._saved = (iteration, path)

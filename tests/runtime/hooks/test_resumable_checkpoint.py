@@ -12,7 +12,7 @@ from runtime.checkpoint_fakes import FakeRunner
 
 from cvt_dense.runtime import checkpoint_storage
 from cvt_dense.runtime.checkpoint_storage import CheckpointWriteError
-from cvt_dense.runtime.hooks import ResumableCheckpointHook
+from cvt_dense.runtime.hooks import ResumableCheckpointHook, resumable_checkpoint
 
 DiskUsage = namedtuple('DiskUsage', 'total used free')
 
@@ -67,6 +67,22 @@ def test_a_failed_save_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, err
     assert pointed(tmp_path) == 'iter_1.pth' and hook.last_ckpt.endswith('iter_1.pth')
     assert runner.message_hub.get_info('keep_ckpt_ids') == [1]
     assert runner.message_hub.get_info('last_ckpt').endswith('iter_1.pth')
+
+
+def test_a_pointer_that_cannot_be_updated_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    hook, runner = prepared(tmp_path, max_keep_ckpts=1)
+    save_iteration(hook, runner, 1)
+
+    def full_disk(path, text):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(resumable_checkpoint, 'write_text_atomic', full_disk)
+    with pytest.raises(CheckpointWriteError, match=rf'^wrote checkpoint {tmp_path}/iter_2.pth '
+                       rf'but could not update {tmp_path}/last_checkpoint \(OSError: .*No '
+                       rf'space left on device\); kept {tmp_path}/iter_1.pth'):
+        save_iteration(hook, runner, 2)
+    assert files(tmp_path) == ['iter_1.pth', 'iter_2.pth', 'last_checkpoint']
+    assert pointed(tmp_path) == 'iter_1.pth'
 
 
 def test_retry_says_so_and_saves_at_the_next_interval(tmp_path):
