@@ -4,17 +4,22 @@ The tools follow mmdet's and mmseg's own ``tools/train.py`` / ``tools/test.py`` 
 their users find the same options, and work for configs of either library.
 """
 import argparse
+import contextlib
 import logging
 import os
 import os.path as osp
 
+import torch.distributed as dist
 from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 
 from ..config_files import task_of
 from ..runtime.checkpoint_finder import (checkpoint_problem, find_resumable_checkpoint,
                                          pointed_checkpoint)
+from ..runtime.checkpoint_storage import CheckpointWriteError
 from ..runtime.distributed import LAUNCHERS, setup_cpu_distributed
+from ..runtime.work_dir_lock import work_dir_lock
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -62,6 +67,36 @@ def build_runner(cfg: Config):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+
+
+def global_rank() -> int:
+    """This process's rank, before the runner sets up the process group (torchrun's
+    ``RANK``, slurm's ``SLURM_PROCID``)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', 0)))
+
+
+def hold_work_dir(cfg: Config, force: bool = False):
+    """A context holding the lock of the run's work dir (rank 0; see
+    :mod:`cvt_dense.runtime.work_dir_lock`): a second run in the same work dir refuses to
+    start. ``force`` (``--force``) takes over a lock that cannot be checked."""
+    if global_rank() != 0:
+        return contextlib.nullcontext()
+    return work_dir_lock(cfg.work_dir, force)
+
+
+def train_until_done(runner) -> int:
+    """``runner.train()``; return the exit status: 0, or 1 when a checkpoint could not be
+    written (the run stops with one line saying which file, why, the free and needed
+    space and the checkpoint kept; see ``ResumableCheckpointHook``)."""
+    try:
+        runner.train()
+    except CheckpointWriteError as err:
+        if is_main_process():
+            runner.logger.error(str(err))
+        return 1
+    return 0
 
 
 def enable_tensorboard(cfg: Config) -> None:

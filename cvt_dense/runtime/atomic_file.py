@@ -32,6 +32,19 @@ def temporary_name(path: str) -> str:
 def write_text_atomic(path: str, text: str) -> None:
     """Replace ``path`` by a file holding ``text``, atomically."""
     tmp_path = temporary_name(path)
-    with open(tmp_path, 'w') as f:
-        f.write(text)
-    commit_file(tmp_path, path)
+    try:
+        with open(tmp_path, 'w') as f:
+            f.write(text)
+        commit_file(tmp_path, path)
+    except BaseException:
+        discard(tmp_path)
+        raise
+
+
+def discard(path: str) -> None:
+    """Remove ``path`` if it can be (the temporary file of a failed write; one left
+    behind is removed when the next run starts)."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass

@@ -101,18 +101,20 @@ def restart_infinite_sampler(sampler) -> None:
 
 # -- checkpoints and optimisation --------------------------------------------------------
 
-def wrap_save_checkpoint(runner, wrap: Callable[[Callable], Callable]) -> None:
+def wrap_save_checkpoint(runner, wrap: Callable[[Callable], Callable]) -> Callable:
     """Replace ``runner.save_checkpoint`` by ``wrap(runner.save_checkpoint)``, once per
-    runner: the checkpoint hook calls it with ``(out_dir, filename, ...)``."""
-    if getattr(runner, '_cvt_dense_save_wrapped', False):
-        return
-    runner.save_checkpoint = wrap(runner.save_checkpoint)
-    runner._cvt_dense_save_wrapped = True
+    runner (the checkpoint hook calls it with ``(out_dir, filename, ...)``); return the
+    wrapped ``save_checkpoint``."""
+    if not getattr(runner, '_cvt_dense_save_wrapped', False):
+        runner.save_checkpoint = wrap(runner.save_checkpoint)
+        runner._cvt_dense_save_wrapped = True
+    return runner.save_checkpoint
 
 
 class StepCheckpointHook(CheckpointHook):
-    """mmengine's ``CheckpointHook`` with its per-interval save, a private method, exposed
-    as :meth:`save_step_checkpoint` for subclasses."""
+    """mmengine's ``CheckpointHook`` with its two private saving methods exposed for
+    subclasses: the per-interval save as :meth:`save_step_checkpoint`, the best-metric
+    save as :meth:`save_best_checkpoint`."""
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         self.save_step_checkpoint(runner, step, meta)
@@ -121,6 +123,15 @@ class StepCheckpointHook(CheckpointHook):
         """Write the checkpoint of ``step`` (an epoch or iteration count) with ``meta``,
         remove the oldest beyond ``max_keep_ckpts``, update ``self.last_ckpt``."""
         super()._save_checkpoint_with_step(runner, step, meta)
+
+    def _save_best_checkpoint(self, runner, metrics):
+        self.save_best_checkpoint(runner, metrics)
+
+    def save_best_checkpoint(self, runner, metrics: dict) -> None:
+        """For each ``save_best`` metric that improved in ``metrics``: remove the previous
+        best checkpoint (with ``self.file_backend``), write the new one, then write the
+        last interval checkpoint again with the new best scores (mmengine's order)."""
+        super()._save_best_checkpoint(runner, metrics)
 
 
 def count_skipped_backward(wrapper) -> None:

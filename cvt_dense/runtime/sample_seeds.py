@@ -8,7 +8,7 @@ changes with ``num_workers`` and when a run is resumed mid-epoch, so the augment
 a resumed run would differ from those of a run that never stopped.
 
 Here the sampler side hands the dataset a :class:`SeededIndex`: the sample index with a
-seed key (e.g. run seed, rank, pass, position in the pass). A dataset prepared by
+seed key (e.g. run seed, pass, global position in the pass). A dataset prepared by
 :func:`seed_samples` loads such a sample with the three generators seeded from the key and
 puts the generators back afterwards, so the sample is the same whichever process loads it
 and the loading process's own random streams are left as they were.

@@ -13,9 +13,21 @@ augmentations, RoI samples and drop-path masks as a run that never stopped.
 Augmentations are drawn while a sample is loaded, in the main process or in a dataloader
 worker that mmengine seeds when it starts; which worker loads which batch depends on
 ``num_workers`` and on where the pass started. So each sample is loaded under seeds of its
-own, derived from the run's seed, the rank, the pass and its position in the pass
-(:func:`seed_sample_randomness`): its augmentations are the same with any ``num_workers``
-and after a resume.
+own, derived from the run's seed, the pass and its global position in the pass
+(:func:`seed_sample_randomness`): its augmentations are the same with any ``num_workers``,
+after a resume, and on whichever rank loads it.
+
+Another number of processes: mmengine's ``InfiniteSampler`` and ``DefaultSampler`` give
+rank ``r`` of ``W`` the positions ``r, r + W, r + 2W, ...`` of one global order, so at the
+same global batch size (``W`` x per-process batch) every global step reads the same
+positions, whatever ``W``. The data position is stored in samples (global step x global
+batch) and the seed key uses the global position ``r + W * i`` of a rank's ``i``-th
+sample: a run resumed with another ``W`` at the same global batch size reads and augments
+the samples of each step as the uninterrupted run does. What still differs: the process
+RNG streams (drop path, RoI sampling; the resumed ranks start from rank 0's states when
+the world shrank), which rank computes which sample (per-device BatchNorm statistics, the
+order of the gradient reduction), and ``DefaultSampler``'s padding of an epoch to a
+multiple of ``W`` (equal when the dataset size is a multiple of both world sizes).
 """
 import random
 from typing import Callable, Optional
@@ -75,9 +87,11 @@ def _resumable_class(cls: type) -> type:
     - drop the first ``_skip_batches`` batches of the next pass (indices only, nothing is
       loaded), then call ``_on_resume`` once;
     - with ``_sample_seed`` set, yield :class:`SeededIndex` indices whose seed key is
-      ``(*_sample_seed, pass, position)``: the pass is the sampler's ``epoch`` (0 for
-      samplers without one, e.g. ``InfiniteSampler``: one endless pass) and the position
-      counts the samples of the pass, skipped ones included.
+      ``(*_sample_seed, pass, rank + world_size * position)`` (``_ranks`` holds rank and
+      world size): the pass is the sampler's ``epoch`` (0 for samplers without one, e.g.
+      ``InfiniteSampler``: one endless pass) and the position counts this rank's samples
+      of the pass, skipped ones included (the global position for samplers that give
+      each rank every ``world_size``-th sample).
     """
 
     def __iter__(self):
@@ -86,6 +100,7 @@ def _resumable_class(cls: type) -> type:
         if self._sample_seed is not None:
             pass_number = getattr(getattr(self, 'sampler', None), 'epoch', 0)
             seed_key = (*self._sample_seed, pass_number)
+            rank, world_size = self._ranks
         batches = super(resumable, self).__iter__()
         position = 0
         for _ in range(skip):
@@ -97,14 +112,15 @@ def _resumable_class(cls: type) -> type:
             on_resume()
         for batch in batches:
             if self._sample_seed is not None:
-                batch = [SeededIndex(index, (*seed_key, position + offset))
+                batch = [SeededIndex(index, (*seed_key,
+                                             rank + world_size * (position + offset)))
                          for offset, index in enumerate(batch)]
             position += len(batch)
             yield batch
 
     resumable = type(f'Resumable{cls.__name__}', (cls,),
                      dict(__iter__=__iter__, _skip_batches=0, _on_resume=None,
-                          _sample_seed=None))
+                          _sample_seed=None, _ranks=(0, 1)))
     return resumable
 
 
@@ -124,12 +140,16 @@ def skip_batches(dataloader, count: int, on_resume: Optional[Callable] = None) -
 
 def seed_sample_randomness(dataloader, seed: int) -> None:
     """Load every sample of ``dataloader`` under its own seeds, derived from ``seed``, the
-    rank, the pass and the sample's position in the pass (see
+    pass and the sample's global position in the pass (see
     :mod:`cvt_dense.runtime.sample_seeds`): its augmentations are then the same whichever
-    process loads it, with any ``num_workers``, and after a resume."""
+    process loads it, with any ``num_workers``, after a resume, and with another number
+    of ranks at the same global batch size."""
     seed_samples(dataloader.dataset)
     batch_sampler = subclass_in_place(dataloader.batch_sampler, _resumable_class)
-    batch_sampler._sample_seed = (seed, get_rank())
+    # The 0 stands where the rank was: single-process runs draw the streams they drew
+    # before the key became world-size independent (the documented demo results).
+    batch_sampler._sample_seed = (seed, 0)
+    batch_sampler._ranks = (get_rank(), get_world_size())
     # Each iterator draws its workers' base seed (now without effect on the samples):
     # from a generator of its own, not from the training's (persistent workers draw once,
     # others once per pass).
@@ -149,6 +169,47 @@ def data_position(runner, meta: dict, epoch_start_iter: int) -> int:
     if meta['epoch'] > runner.epoch:
         return 0  # written at the end of an epoch: the next one starts afresh
     return meta['iter'] - epoch_start_iter
+
+
+def global_batch_size(dataloader) -> Optional[int]:
+    """Samples of one training step over all ranks; None for a batch sampler without a
+    ``batch_size``."""
+    batch_size = dataloader.batch_size or getattr(dataloader.batch_sampler, 'batch_size', None)
+    return get_world_size() * batch_size if batch_size else None
+
+
+def data_state(runner, meta: dict, epoch_start_iter: int) -> dict:
+    """The data position a checkpoint stores: ``data_batches`` per rank (see
+    :func:`data_position`), ``data_samples`` over all ranks (None when the batch size is
+    unknown), and the ``world_size`` and ``global_batch`` they were counted with."""
+    batches = data_position(runner, meta, epoch_start_iter)
+    global_batch = global_batch_size(runner.train_loop.dataloader)
+    return dict(data_batches=batches,
+                data_samples=batches * global_batch if global_batch else None,
+                world_size=get_world_size(), global_batch=global_batch)
+
+
+def resumed_batches(state: dict, dataloader, logger) -> int:
+    """Batches per rank to skip for the data position ``state`` (:func:`data_state`) with
+    this run's world size and batch size; says so when they changed."""
+    global_batch = global_batch_size(dataloader)
+    if state.get('data_samples') is None or not global_batch:
+        return state['data_batches']  # also checkpoints from before samples were counted
+    batches, rest = divmod(state['data_samples'], global_batch)
+    world_size = get_world_size()
+    if global_batch != state['global_batch']:
+        again = f'; {rest} of them are read again (less than a step)' if rest else ''
+        logger.warning(
+            f'Resumed with {global_batch} samples per step instead of '
+            f'{state["global_batch"]}: the data continues after the '
+            f'{state["data_samples"]} samples already used{again}, but the schedules '
+            f'count steps, not samples')
+    elif world_size != state['world_size']:
+        logger.info(
+            f'Resumed with {world_size} processes instead of {state["world_size"]} at the '
+            f'same global batch size ({global_batch} samples per step): each step reads '
+            f'the samples of the uninterrupted run')
+    return batches
 
 
 def resume_data_position(runner, batches: int, on_resume: Callable) -> None:

@@ -10,8 +10,10 @@ import torch
 from mmengine.config import Config
 
 from cvt_dense.cli import (add_common_args, add_prediction_dump, apply_resume,
-                              check_prediction_out, enable_show_dir, enable_tensorboard,
-                              load_config)
+                           check_prediction_out, enable_show_dir, enable_tensorboard,
+                           hold_work_dir, load_config, train_until_done)
+from cvt_dense.runtime.checkpoint_storage import CheckpointWriteError
+from cvt_dense.runtime.work_dir_lock import WorkDirLocked
 
 REPO = Path(__file__).resolve().parents[2]
 DET = str(REPO / 'configs/demo/maskrcnn_cvt13_shapes.py')
@@ -132,3 +134,29 @@ def test_tensorboard_backend_added_once(monkeypatch):
     monkeypatch.setattr(importlib.util, 'find_spec', lambda name: None)
     with pytest.raises(ImportError, match='pip install tensorboard'):
         enable_tensorboard(cfg)
+
+
+def test_rank_zero_holds_the_work_dir_lock(tmp_path, monkeypatch):
+    cfg = Config(dict(work_dir=str(tmp_path / 'run')))
+    monkeypatch.setenv('RANK', '1')
+    with hold_work_dir(cfg):
+        assert not (tmp_path / 'run').exists()  # only rank 0 locks
+    monkeypatch.setenv('RANK', '0')
+    with hold_work_dir(cfg):
+        assert (tmp_path / 'run' / 'train.lock').is_file()
+        with pytest.raises(WorkDirLocked, match='used by another training run'):
+            with hold_work_dir(cfg):
+                pass
+    assert not (tmp_path / 'run' / 'train.lock').exists()
+
+
+def test_a_checkpoint_write_error_ends_training_with_one_line():
+    errors = []
+
+    def full_disk():
+        raise CheckpointWriteError('could not write checkpoint w/iter_6.pth: ...')
+
+    runner = SimpleNamespace(train=full_disk, logger=SimpleNamespace(error=errors.append))
+    assert train_until_done(runner) == 1
+    assert errors == ['could not write checkpoint w/iter_6.pth: ...']
+    assert train_until_done(SimpleNamespace(train=lambda: None)) == 0

@@ -28,6 +28,7 @@ def test_the_private_names_it_relies_on_exist():
     from mmengine.runner import IterBasedTrainLoop, Runner
     assert callable(InfiniteSampler._indices_of_rank)
     assert callable(CheckpointHook._save_checkpoint_with_step)
+    assert callable(CheckpointHook._save_best_checkpoint)
     assert callable(IterBasedTrainLoop.run_iter)
     for name in ('_train_loop', '_val_loop', '_test_loop'):
         assert name in Runner.__init__.__code__.co_names
@@ -39,9 +40,9 @@ def test_nothing_else_uses_them():
     """The private names appear in no other module of the toolkit."""
     from pathlib import Path
     package = Path(mmengine_internals.__file__).resolve().parents[1]
-    private = ('_indices_of_rank', '_save_checkpoint_with_step', '_InfiniteDataloaderIterator',
-               '_train_loop', '_val_loop', '_test_loop', '_inner_count',
-               'dataloader_iterator', '.run_iter')
+    private = ('_indices_of_rank', '_save_checkpoint_with_step', '_save_best_checkpoint',
+               '_InfiniteDataloaderIterator', '_train_loop', '_val_loop', '_test_loop',
+               '_inner_count', 'dataloader_iterator', '.run_iter')
     offenders = [f'{path.relative_to(package)}: {name}'
                  for path in package.rglob('*.py') if path.name != 'mmengine_internals.py'
                  for name in private if name in path.read_text()]

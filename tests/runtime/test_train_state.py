@@ -1,15 +1,21 @@
 """RNG states survive torch.load(weights_only=True); batch samplers resume mid-pass; seeded
-samples do not depend on the process that loads them."""
+samples do not depend on the process that loads them, nor on the number of ranks at the
+same global batch size."""
+import itertools
 import random
 
+import mmengine.dataset.sampler as sampler_module
 import numpy as np
+import pytest
 import torch
-from mmengine.dataset import DefaultSampler
+from mmengine.dataset import DefaultSampler, InfiniteSampler
+from runtime.checkpoint_fakes import RecordingLogger
 from torch.utils.data import BatchSampler, DataLoader
 
+from cvt_dense.runtime import train_state
+from cvt_dense.runtime.train_state import (resumed_batches, rng_state, seed_sample_randomness,
+                                          set_rng_state, skip_batches)
 from cvt_dense.weights import allow_mmengine_checkpoints
-from cvt_dense.runtime.train_state import (rng_state, seed_sample_randomness, set_rng_state,
-                                          skip_batches)
 
 
 def draws():
@@ -76,3 +82,49 @@ def test_seeded_samples_are_the_same_in_any_worker_and_after_a_skip():
     resumed = passes_of(num_workers=2, seeded=False, skip=3)
     assert [s[0] for s in resumed] == [s[0] for s in unseeded[6:]]
     assert resumed != unseeded[6:]
+
+
+def global_steps(monkeypatch, sampler_class, world_size, batch_size, steps, skip=0):
+    """The seeded samples of each global step of a run on ``world_size`` ranks with
+    ``batch_size`` per rank (every rank simulated here, one after the other), resumed after
+    ``skip`` steps; each step's samples sorted."""
+    per_rank = []
+    for rank in range(world_size):
+        monkeypatch.setattr(sampler_module, 'get_dist_info', lambda: (rank, world_size))
+        monkeypatch.setattr(train_state, 'get_rank', lambda: rank)
+        monkeypatch.setattr(train_state, 'get_world_size', lambda: world_size)
+        data = AugmentedData()
+        sampler = sampler_class(data, shuffle=True, seed=3)
+        loader = DataLoader(data, batch_sampler=BatchSampler(sampler, batch_size, False),
+                            collate_fn=list)
+        seed_sample_randomness(loader, seed=7)
+        skip_batches(loader, skip)
+        per_rank.append(list(itertools.islice(loader, steps)))
+    return [sorted(sample for batches in step for sample in batches)
+            for step in zip(*per_rank)]
+
+
+@pytest.mark.parametrize('sampler_class', [InfiniteSampler, DefaultSampler])
+def test_another_world_size_at_the_same_global_batch_reads_the_same_steps(monkeypatch,
+                                                                          sampler_class):
+    two_ranks = global_steps(monkeypatch, sampler_class, world_size=2, batch_size=2, steps=3)
+    assert len({tuple(s[0] for s in step) for step in two_ranks}) == 3  # steps differ
+    assert global_steps(monkeypatch, sampler_class, 1, 4, steps=3) == two_ranks
+    assert global_steps(monkeypatch, sampler_class, 4, 1, steps=3) == two_ranks
+    assert global_steps(monkeypatch, sampler_class, 1, 4, steps=2, skip=1) == two_ranks[1:]
+
+
+def test_the_data_position_is_converted_to_the_new_batch(monkeypatch):
+    logger = RecordingLogger()
+    monkeypatch.setattr(train_state, 'get_world_size', lambda: 1)
+    saved = dict(data_batches=3, data_samples=12, world_size=2, global_batch=4)
+    loader_of = lambda batch_size: DataLoader(list(range(24)), batch_size=batch_size)  # noqa
+    assert resumed_batches(saved, loader_of(4), logger) == 3
+    assert logger.messages['info'] == [
+        'Resumed with 1 processes instead of 2 at the same global batch size (4 samples per '
+        'step): each step reads the samples of the uninterrupted run']
+    assert resumed_batches(saved, loader_of(8), logger) == 1
+    assert logger.messages['warning'][-1].startswith(
+        'Resumed with 8 samples per step instead of 4: the data continues after the 12 '
+        'samples already used; 4 of them are read again')
+    assert resumed_batches(dict(data_batches=5, world_size=2), loader_of(8), logger) == 5

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import signal
+import time
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
@@ -126,3 +127,44 @@ class SignalGroupAfter(Hook):
             print(f'fault_injection: SIGTERM to the process group after iteration '
                   f'{self.iteration}', flush=True)
             os.killpg(os.getpgid(0), signal.SIGTERM)
+
+
+@HOOKS.register_module(force=True)
+class PauseWhileWriting(Hook):
+    """Stop for good halfway through writing the checkpoint of ``iteration`` (half its
+    bytes flushed to the file), after printing ``fault_injection: paused while writing
+    <file>``: the test kills the process there.
+
+    Args:
+        iteration (int): 1-based iteration whose checkpoint write is paused.
+    """
+
+    def __init__(self, iteration: int):
+        self.iteration = iteration
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        if checkpoint['meta']['iter'] != self.iteration:
+            return
+        from mmengine.fileio.backends import LocalBackend
+
+        def half_put(backend, obj, filepath):
+            with open(filepath, 'wb') as f:
+                f.write(obj[:len(obj) // 2])
+                f.flush()
+                print(f'fault_injection: paused while writing {filepath}', flush=True)
+                time.sleep(600)
+
+        LocalBackend.put = half_put
+
+
+@HOOKS.register_module(force=True)
+class RecordSamples(Hook):
+    """Append each training iteration's samples (image file name, flipped or not) to
+    ``samples_rank<RANK>.jsonl`` in the work dir: one line ``{"iter": n, "samples": [...]}``
+    per iteration."""
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        samples = [[os.path.basename(s.img_path), bool(s.flip)]
+                   for s in data_batch['data_samples']]
+        with open(os.path.join(runner.work_dir, f'samples_rank{runner.rank}.jsonl'), 'a') as f:
+            f.write(json.dumps(dict(iter=runner.iter + 1, samples=samples)) + '\n')

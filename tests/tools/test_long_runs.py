@@ -9,89 +9,14 @@ import signal
 import subprocess
 import sys
 
-import pytest
 import torch
-from tools_e2e import (DET_CONFIG, DET_TINY, REPO, SEG_CONFIG, SEG_TINY, TOOLS, TRAIN_ONLY,
-                       free_port, python_tool, run_log, run_tool, tool_env)
+from long_runs import (DET_ARGS, DET_EPOCHS, DETERMINISTIC, SEG_ARGS, SEG_ITERS,
+                       assert_same_weights, fault_env, final_weights, train, train_and_signal,
+                       with_faults)
+from tools_e2e import (DET_CONFIG, DET_TINY, SEG_CONFIG, SEG_TINY, TOOLS, TRAIN_ONLY,
+                       free_port, python_tool, run_log, tool_env)
 
-SEG_ITERS = 8
-DET_EPOCHS = 3  # 4 images, 2 per batch: 2 iterations per epoch
-DETERMINISTIC = ['randomness.deterministic=True']
-SEG_ARGS = [*SEG_TINY, *TRAIN_ONLY, *DETERMINISTIC, f'train_cfg.max_iters={SEG_ITERS}',
-            f'default_hooks.checkpoint.interval={SEG_ITERS}']
-DET_ARGS = [*DET_TINY, *TRAIN_ONLY, *DETERMINISTIC, f'train_cfg.max_epochs={DET_EPOCHS}',
-            f'default_hooks.checkpoint.interval={DET_EPOCHS}']
 WORKERS = ['train_dataloader.num_workers=2']  # the reference runs load in the main process
-TRAIN_LINE = re.compile(r'(Iter|Epoch)\(train\)')
-
-
-def with_faults(config, workspace) -> str:
-    """A config that inherits ``config`` and imports the fault-injection hooks."""
-    path = workspace / f'faults_{os.path.basename(config)}'
-    path.write_text(f'_base_ = [{config!r}]\n'
-                    "custom_imports = dict(imports=['cvt_dense', 'fault_injection'])\n")
-    return str(path)
-
-
-def fault_env() -> dict:
-    env = tool_env()
-    env['PYTHONPATH'] = os.pathsep.join([str(REPO / 'tests/tools'),
-                                         env.get('PYTHONPATH', '')])
-    env['PYTHONUNBUFFERED'] = '1'
-    return env
-
-
-def train(config, work_dir, args, cwd, resume=False):
-    cmd = python_tool('train.py', config, '--work-dir', work_dir,
-                      *(['--resume'] if resume else []), '--cfg-options', *args)
-    return run_tool(cmd, cwd=cwd, env=fault_env())
-
-
-def train_and_signal(config, work_dir, args, cwd, after_lines, signum, resume=False):
-    """Start a training run, send ``signum`` once it has logged ``after_lines`` training
-    iterations, wait for it; return (exit status, output). The run has a process group of
-    its own (faults may signal the whole group)."""
-    cmd = [str(c) for c in python_tool('train.py', config, '--work-dir', work_dir,
-                                       *(['--resume'] if resume else []),
-                                       '--cfg-options', *args)]
-    proc = subprocess.Popen(cmd, cwd=cwd, env=fault_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines, seen = [], 0
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            if TRAIN_LINE.search(line):
-                seen += 1
-                if seen == after_lines:
-                    proc.send_signal(signum)
-        proc.wait(timeout=240)
-    finally:
-        proc.kill()
-    return proc.returncode, ''.join(lines)
-
-
-def final_weights(work_dir, name):
-    return torch.load(work_dir / name)['state_dict']
-
-
-def assert_same_weights(a, b):
-    assert a.keys() == b.keys()
-    different = [k for k in a if not torch.equal(a[k], b[k])]
-    assert not different, f'{len(different)} tensors differ, e.g. {different[:3]}'
-
-
-@pytest.fixture(scope='module')
-def seg_reference(workspace):
-    work_dir = workspace / 'long_seg_ref'
-    train(SEG_CONFIG, work_dir, SEG_ARGS, workspace)
-    return final_weights(work_dir, f'iter_{SEG_ITERS}.pth')
-
-
-@pytest.fixture(scope='module')
-def det_reference(workspace):
-    work_dir = workspace / 'long_det_ref'
-    train(DET_CONFIG, work_dir, DET_ARGS, workspace)
-    return final_weights(work_dir, f'epoch_{DET_EPOCHS}.pth')
 
 
 def test_sigterm_then_resume_matches_uninterrupted_seg(seg_reference, workspace):
