@@ -16,7 +16,6 @@ from typing import Callable, Optional
 
 import mmengine
 from mmengine.hooks import CheckpointHook
-from mmengine.logging import HistoryBuffer
 from mmengine.runner import BaseLoop
 from mmengine.runner.loops import _InfiniteDataloaderIterator
 
