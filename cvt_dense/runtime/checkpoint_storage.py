@@ -8,7 +8,6 @@ temporary file is removed, the file it would have replaced is untouched, and
 which checkpoint ``last_checkpoint`` still names.
 """
 import functools
-import os
 import os.path as osp
 import shutil
 from typing import Callable, Dict, Optional
