@@ -88,6 +88,30 @@ def _spatial_positions(grid: TokenGrid) -> Tuple[torch.Tensor, torch.Tensor]:
     return ys.repeat_interleave(len(xs)), xs.repeat(len(ys))
 
 
+def _softmax_(scores: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dimension in place (one chunk-sized buffer, not two)."""
+    scores -= scores.amax(dim=-1, keepdim=True)
+    scores.exp_()
+    return scores.div_(scores.sum(dim=-1, keepdim=True))
+
+
+def _distances(query_y: torch.Tensor, query_x: torch.Tensor, key_rows: torch.Tensor,
+               key_cols: torch.Tensor, key_prefix: int) -> torch.Tensor:
+    """(queries, key_prefix + rows * cols) distances from each query to each key of a
+    row-major key grid; prefix keys have no position: 0, so attention to them adds nothing.
+
+    ``sqrt(dy^2 + dx^2)`` from the (queries, rows) and (queries, cols) squares, written into
+    the result in place: no other buffer of the result's size.
+    """
+    distance = torch.zeros(len(query_y), key_prefix + len(key_rows) * len(key_cols),
+                           device=query_y.device)
+    spatial = distance[:, key_prefix:].unflatten(1, (len(key_rows), len(key_cols)))
+    torch.add((key_rows[None] - query_y[:, None]).square_()[:, :, None],
+              (key_cols[None] - query_x[:, None]).square_()[:, None, :], out=spatial)
+    spatial.sqrt_()
+    return distance
+
+
 def content_nonlocality(q: torch.Tensor, k: torch.Tensor, scale: float,
                         layout: AttentionLayout,
                         max_chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
@@ -107,12 +131,12 @@ def content_nonlocality(q: torch.Tensor, k: torch.Tensor, scale: float,
     """
     query_prefix, key_prefix = layout.queries.prefix_tokens, layout.keys.prefix_tokens
     batch, heads, num_keys = k.shape[0], k.shape[1], k.shape[2]
-    # float32 holds the centres (multiples of 1/2 below 2^22) exactly.
-    query_y, query_x, key_y, key_x = (
+    query_y, query_x, key_rows, key_cols = (
         t.to(q.device, torch.float32)
-        for t in _spatial_positions(layout.queries) + _spatial_positions(layout.keys))
+        for t in _spatial_positions(layout.queries) + cell_centres(layout.keys))
     num_queries = len(query_y)
-    if q.shape[2] != query_prefix + num_queries or num_keys != key_prefix + len(key_y):
+    if (q.shape[2] != query_prefix + num_queries
+            or num_keys != key_prefix + len(key_rows) * len(key_cols)):
         raise ValueError(f'{type(layout.module).__name__}: the layout says {query_prefix} + '
                          f'{layout.queries.size} queries and {key_prefix} + '
                          f'{layout.keys.size} keys, the call has {q.shape[2]} and {num_keys}')
@@ -123,12 +147,12 @@ def content_nonlocality(q: torch.Tensor, k: torch.Tensor, scale: float,
     for start in range(0, num_queries, rows):
         stop = min(start + rows, num_queries)
         chunk = q[:, :, query_prefix + start:query_prefix + stop].float()
-        attention = torch.matmul(chunk, keys_t).mul_(scale).softmax(dim=-1)
-        # Prefix keys are at distance 0: they add nothing to the sum.
-        distance = torch.zeros(stop - start, num_keys, dtype=torch.float32, device=q.device)
-        distance[:, key_prefix:] = torch.hypot(
-            key_y[None] - query_y[start:stop, None], key_x[None] - query_x[start:stop, None])
-        distance_sum += torch.einsum('bhrk,rk->bh', attention, distance).double()
+        attention = _softmax_(torch.matmul(chunk, keys_t).mul_(scale))
+        distance = _distances(query_y[start:stop], query_x[start:stop], key_rows, key_cols,
+                              key_prefix)
+        # sum_r,k A[b, h, r, k] * distance[r, k] as one matrix-vector product.
+        distance_sum += torch.mv(attention.view(batch * heads, -1),
+                                 distance.view(-1)).view(batch, heads).double()
         if key_prefix:
             prefix_sum += attention[..., :key_prefix].sum((-1, -2)).double()
         del attention, distance
