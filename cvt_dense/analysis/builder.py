@@ -107,8 +107,14 @@ def dataset_batches(dataloader_cfg: dict, num_images: int) -> List[dict]:
         function.
     """
     from mmengine.runner import Runner
-    loader = Runner.build_dataloader(dict(dataloader_cfg, batch_size=1, num_workers=0,
-                                          persistent_workers=False))
+    return first_batches(Runner.build_dataloader(
+        dict(dataloader_cfg, batch_size=1, num_workers=0, persistent_workers=False)),
+        num_images)
+
+
+def first_batches(loader, num_images: int) -> List[dict]:
+    """The first ``num_images`` samples of a built dataloader's dataset, one batch each
+    (see :func:`dataset_batches`)."""
     if not 1 <= num_images <= len(loader.dataset):
         raise ValueError(f'asked for {num_images} images of a dataset of '
                          f'{len(loader.dataset)} ({type(loader.dataset).__name__})')

@@ -8,7 +8,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from .builder import dataset_batches
+from ..runtime.mmengine_internals import built_loop
+from .builder import dataset_batches, first_batches
 from .locality import DEFAULT_CHUNK_ELEMENTS, LayerLocality, measure_locality
 
 
@@ -82,15 +83,19 @@ class LocalityHook(Hook):
     def before_train(self, runner) -> None:
         if not is_main_process():
             return
-        loader_cfg = self.dataloader or runner.cfg.get('val_dataloader')
-        if not loader_cfg:
-            raise ValueError('LocalityHook takes its probe images from the val_dataloader, '
-                             'which this config does not have: give the hook a '
-                             'dataloader=dict(...)')
         model = self._model(runner)
+        val_loop = built_loop(runner, 'val')
+        if self.dataloader is None and val_loop is not None:
+            batches = first_batches(val_loop.dataloader, self.num_images)
+        else:
+            loader_cfg = self.dataloader or runner.cfg.get('val_dataloader')
+            if not loader_cfg:
+                raise ValueError('LocalityHook takes its probe images from the '
+                                 'val_dataloader, which this config does not have: give the '
+                                 'hook a dataloader=dict(...)')
+            batches = dataset_batches(loader_cfg, self.num_images)
         with torch.no_grad():
-            self._probe = [model.data_preprocessor(batch, False)['inputs']
-                           for batch in dataset_batches(loader_cfg, self.num_images)]
+            self._probe = [model.data_preprocessor(batch, False)['inputs'] for batch in batches]
         self._measure(runner, runner.iter)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
