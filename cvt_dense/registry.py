@@ -10,9 +10,9 @@ registry, the parent every downstream registry falls back to. With neither libra
 installed the models are plain PyTorch modules; the model modules themselves never import
 mmdet or mmseg.
 
-Training components (the long-run hooks, the optimizer wrappers) are registered
-by name only: the first config that builds one imports the module that defines it (e.g.
-:mod:`cvt_dense.runtime`), so that ``import cvt_dense`` alone loads no training machinery
+Training components (the long-run hooks, the locality hook, the optimizer wrappers) are
+registered by name only: the first config that builds one imports the module that defines
+it (e.g. :mod:`cvt_dense.runtime`), so that ``import cvt_dense`` alone loads no training machinery
 and changes no torch global.
 """
 import importlib
@@ -31,8 +31,9 @@ DOWNSTREAM_LIBRARIES = ('mmdet', 'mmseg')
 # mmengine root registry -> {training component: the module that registers it there when
 # imported}.
 TRAINING_COMPONENTS: Dict[str, Dict[str, str]] = {
-    'HOOKS': {name: 'cvt_dense.runtime' for name in (
+    'HOOKS': {**{name: 'cvt_dense.runtime' for name in (
         'BadSampleHook', 'NonFiniteGuardHook', 'PreemptionHook', 'ResumableCheckpointHook')},
+        'LocalityHook': 'cvt_dense.analysis.locality_hook'},
     'OPTIM_WRAPPERS': {'CPUBF16OptimWrapper': 'cvt_dense.runtime'},
     'OPTIM_WRAPPER_CONSTRUCTORS': {'LayerDecayOptimWrapperConstructor': 'cvt_dense.optim'},
 }

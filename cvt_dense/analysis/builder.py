@@ -7,7 +7,7 @@ here a batch of the chosen size is made up (random pixels plus the metadata the 
 import argparse
 import importlib
 import os.path as osp
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
@@ -67,14 +67,58 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None,
     registry = importlib.import_module(f'{cfg.default_scope}.registry')
     model = registry.MODELS.build(cfg.model)
     if checkpoint is not None:
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
-        from mmengine.runner import load_checkpoint
-
-        from ..weights import allow_mmengine_checkpoints
-        allow_mmengine_checkpoints()  # an mmengine training checkpoint, under weights_only
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        load_model_checkpoint(model, checkpoint)
     return model.to(device).eval()
+
+
+def load_model_checkpoint(model: torch.nn.Module, checkpoint: str) -> dict:
+    """Load an mmengine checkpoint of the whole model into ``model`` (strictly).
+
+    Args:
+        model (nn.Module): The model the checkpoint was saved from.
+        checkpoint (str): The checkpoint file.
+
+    Returns:
+        dict: The checkpoint's ``meta`` (``epoch``, ``iter``, ...; empty if it has none).
+    """
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
+    from mmengine.runner import load_checkpoint
+
+    from ..weights import allow_mmengine_checkpoints
+    allow_mmengine_checkpoints()  # an mmengine training checkpoint, under weights_only
+    loaded = load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    return dict(loaded.get('meta') or {})
+
+
+def dataset_batches(dataloader_cfg: dict, num_images: int) -> List[dict]:
+    """The first ``num_images`` samples of a dataloader config's dataset, one batch each.
+
+    The same images whatever the sampler and the process's rank (e.g. a fixed probe).
+    Needs the config's default scope (mmdet or mmseg) to be set.
+
+    Args:
+        dataloader_cfg (dict): A dataloader config (``dataset``, ``sampler``, ...), e.g. the
+            ``val_dataloader`` of an mmdet or mmseg config.
+        num_images (int): How many samples.
+
+    Returns:
+        list[dict]: ``test_step`` batches of one sample, made by the loader's collate
+        function.
+    """
+    from mmengine.runner import Runner
+    return first_batches(Runner.build_dataloader(
+        dict(dataloader_cfg, batch_size=1, num_workers=0, persistent_workers=False)),
+        num_images)
+
+
+def first_batches(loader, num_images: int) -> List[dict]:
+    """The first ``num_images`` samples of a built dataloader's dataset, one batch each
+    (see :func:`dataset_batches`)."""
+    if not 1 <= num_images <= len(loader.dataset):
+        raise ValueError(f'asked for {num_images} images of a dataset of '
+                         f'{len(loader.dataset)} ({type(loader.dataset).__name__})')
+    return [loader.collate_fn([loader.dataset[i]]) for i in range(num_images)]
 
 
 def config_test_shape(cfg: Config) -> Tuple[Tuple[int, int], str]:

@@ -51,6 +51,7 @@ def load_config(config: str, args: argparse.Namespace) -> Config:
     cfg = Config.fromfile(config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+        _hooks_from_indexed_options(cfg)
     task_of(cfg)
     cfg.launcher = args.launcher
     # Priority: command line > work_dir in the config > config file name.
@@ -60,6 +61,31 @@ def load_config(config: str, args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(config))[0])
     setup_cpu_distributed(cfg, args.launcher)
     return cfg
+
+
+def _hooks_from_indexed_options(cfg: Config) -> None:
+    """Turn the ``custom_hooks`` that ``--cfg-options custom_hooks.0.type=NAME
+    custom_hooks.0.KEY=VALUE ...`` spells into the list it means.
+
+    mmengine's option syntax (``KEY.INDEX.SUB=VALUE``) edits an existing list; on a config
+    without ``custom_hooks`` it makes a dict keyed ``'0'``, ``'1'``, ... instead, which the
+    Runner cannot register. (A dict cannot be written as one ``--cfg-options`` value.)
+
+    Args:
+        cfg (Config): Run config, changed in place.
+
+    Raises:
+        ValueError: ``custom_hooks`` is a dict whose keys are not 0, 1, ... in some order.
+    """
+    hooks = cfg.get('custom_hooks')
+    if not isinstance(hooks, dict):
+        return
+    indices = sorted(int(key) for key in hooks if str(key).isdigit())
+    if indices != list(range(len(hooks))):
+        raise ValueError(f'custom_hooks must be a list of hook configs; with --cfg-options '
+                         f'write custom_hooks.0.type=NAME custom_hooks.0.KEY=VALUE ... '
+                         f'(indices 0, 1, ...), got {hooks.to_dict()}')
+    cfg.custom_hooks = [hooks[str(index)] for index in indices]
 
 
 def build_runner(cfg: Config):

@@ -38,6 +38,16 @@ def test_common_options_and_default_work_dir(monkeypatch):
     assert load_config(SEG, parse('--work-dir', '/tmp/x')).work_dir == '/tmp/x'
 
 
+def test_custom_hooks_from_indexed_options():
+    """custom_hooks.N.KEY=VALUE on a config without custom_hooks gives the hook list."""
+    cfg = load_config(DET, parse('--cfg-options', 'custom_hooks.1.type=B',
+                                 'custom_hooks.0.type=LocalityHook',
+                                 'custom_hooks.0.interval=50'))
+    assert cfg.custom_hooks == [dict(type='LocalityHook', interval=50), dict(type='B')]
+    with pytest.raises(ValueError, match='custom_hooks.0.type=NAME'):
+        load_config(DET, parse('--cfg-options', 'custom_hooks.type=LocalityHook'))
+
+
 def test_bad_config_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.py'):
         load_config(str(tmp_path / 'nope.py'), parse())

@@ -2,28 +2,11 @@
 
 The tools run in this process (their ``main(argv)``) except training, which runs like a
 user's command line."""
-import importlib.util
 import re
 
 import pytest
-from PIL import Image
-from tools_e2e import (DET_CONFIG, DET_TINY, SEG_CONFIG, SEG_TINY, TOOLS, python_tool,
-                       run_tool)
-
-
-def tool(path):
-    """Import a tool script as a module."""
-    spec = importlib.util.spec_from_file_location(path.replace('/', '_')[:-3], TOOLS / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def assert_png(path, min_bytes=10_000):
-    assert path.stat().st_size > min_bytes, f'{path}: {path.stat().st_size} bytes'
-    with Image.open(path) as image:
-        image.load()  # decodes
-        return image.size
+from tools_e2e import (DET_CONFIG, DET_TINY, SEG_CONFIG, SEG_TINY, assert_png, python_tool,
+                       run_tool, tool)
 
 
 def test_get_flops_prints_components_and_total(capsys):

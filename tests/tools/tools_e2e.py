@@ -1,5 +1,6 @@
 """Helpers of the end-to-end tool tests: running the tools in subprocesses, reading their
 outputs, and the overrides that shrink the demo configs to seconds on a CPU."""
+import importlib.util
 import json
 import os
 import re
@@ -84,3 +85,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def tool(path: str):
+    """Import a tool script (``analysis/plot_curves.py``) as a module."""
+    spec = importlib.util.spec_from_file_location(path.replace('/', '_')[:-3], TOOLS / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_png(path, min_bytes=10_000):
+    """A decodable PNG of more than ``min_bytes``; returns its (width, height)."""
+    from PIL import Image
+    assert path.stat().st_size > min_bytes, f'{path}: {path.stat().st_size} bytes'
+    with Image.open(path) as image:
+        image.load()  # decodes
+        return image.size

@@ -144,3 +144,34 @@ class BackboneContract:
         assert layers
         for layer in layers:
             assert torch.allclose(layer.row_sums, torch.ones_like(layer.row_sums), atol=1e-5)
+
+    def test_locality_measures_every_attention_layer(self, backbone):
+        """One record per attention call, whose content nonlocality is the dense formula on
+        the call's own grids: the mean pixel distance, under softmax(q k^T * scale), between
+        the spatial queries and keys (cell i of a grid centred at offset + stride * i)."""
+        from cvt_dense.analysis.locality import measure_locality
+        from cvt_dense.models.layers import observe_attention
+        model = build(backbone).eval()
+        x = torch.randn(2, 3, 45, 61)
+        calls = []
+        with torch.no_grad(), observe_attention(
+                lambda q, k, v, scale, layout: calls.append((q, k, scale, layout)),
+                with_layout=True):
+            model(x)
+        layers = measure_locality(model, x)
+        assert calls and len(layers) == len(calls)
+
+        def centres(grid):
+            ys, xs = torch.meshgrid(*(torch.arange(side) for side in grid.size),
+                                    indexing='ij')
+            yx = torch.stack((ys.flatten(), xs.flatten()), 1).double()
+            return grid.geometry.offset + grid.geometry.stride * yx
+
+        for layer, (q, k, scale, layout) in zip(layers, calls):
+            query_prefix, key_prefix = layout.queries.prefix_tokens, layout.keys.prefix_tokens
+            attention = torch.softmax(q @ k.transpose(-1, -2) * scale, -1)
+            spatial = attention[:, :, query_prefix:, key_prefix:].double()
+            distance = torch.cdist(centres(layout.queries), centres(layout.keys))
+            expected = (spatial * distance).sum((-1, -2)).mean(0) / spatial.shape[2]
+            torch.testing.assert_close(layer.content, expected, rtol=1e-5, atol=0)
+            assert torch.isfinite(layer.nonlocality).all() and (layer.nonlocality > 0).all()
