@@ -194,3 +194,81 @@ def test_broken_library_is_not_hidden(tmp_path, monkeypatch):
     with pytest.raises(ModuleNotFoundError) as err:
         toolkit_registry.installed_model_registries()
     assert err.value.name == 'cvt_dense_missing_dependency'
+
+
+STAND_IN = textwrap.dedent('''
+    import json, sys, warnings
+    import torch
+    from mmdet.registry import MODELS as DET
+    from mmengine.model import BaseModule
+    from mmengine.registry import DefaultScope
+    from mmengine.registry import MODELS as ROOT
+    from mmseg.registry import MODELS as SEG
+
+    def stand_in(registry, name):
+        """A model of another owner, e.g. mmdet's ViTDet project's SimpleFPN."""
+        cls = type(name, (BaseModule, ), dict(
+            __module__='other.project', __init__=lambda self, backbone_channel, **kwargs:
+            BaseModule.__init__(self)))
+        return registry.register_module(module=cls)  # as their decorator: no force
+
+    def owner(registry, name):
+        module = registry.module_dict.get(name)
+        return module and f'{module.__module__}.{module.__qualname__}'
+
+    def built(registry, scope, name):
+        with DefaultScope.overwrite_default_scope(scope):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')
+                model = registry.build(dict(type=name, in_channels=8, out_channels=4))
+        return [type(model).__name__,
+                [str(w.message) for w in caught if w.category is FutureWarning]]
+
+    if sys.argv[1] == 'before':
+        first, backbone = stand_in(DET, 'SimpleFPN'), stand_in(SEG, 'ConViT')
+    import cvt_dense
+    if sys.argv[1] == 'after':
+        stand_in(DET, 'SimpleFPN')  # raises if our alias took the name in mmdet's MODELS
+    print(json.dumps(dict(
+        owners={scope: owner(registry, 'SimpleFPN') for scope, registry in
+                (('mmdet', DET), ('mmseg', SEG), ('mmengine', ROOT))},
+        convit=[owner(SEG, 'ConViT'), owner(DET, 'ConViT')],
+        ours=built(DET, 'mmdet', 'CvtDenseSimpleFPN'),
+        former_name_in_mmseg=built(SEG, 'mmseg', 'SimpleFPN')
+        if owner(SEG, 'SimpleFPN') is None and 'SimpleFPN' in ROOT.module_dict else None)))
+''')
+
+
+def run_stand_in(order: str):
+    done = subprocess.run([sys.executable, '-c', STAND_IN, order], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stdout + done.stderr
+
+
+def test_a_name_another_owner_registered_first_keeps_its_owner():
+    """mmdet's ViTDet project (stand-in) registered SimpleFPN before `import cvt_dense`: it
+    stays, our neck builds under its own name, and a log line says why the former name was
+    not registered. A backbone name held by another module stays theirs as well."""
+    report, output = run_stand_in('before')
+    assert report['owners'] == dict(mmdet='other.project.SimpleFPN', mmseg=None, mmengine=None)
+    assert report['ours'] == ['CvtDenseSimpleFPN', []]
+    assert report['former_name_in_mmseg'] is None
+    assert ("'SimpleFPN' is already registered in mmdet::model (other.project.SimpleFPN); "
+            "cvt_dense does not register it as the former name of CvtDenseSimpleFPN") in output
+    assert report['convit'] == ['other.project.ConViT',
+                                'cvt_dense.models.backbones.convit.model.ConViT']
+    assert "'ConViT' is already registered in mmseg::model (other.project.ConViT)" in output
+
+
+def test_the_former_name_never_blocks_a_later_owner():
+    """Without another owner, type='SimpleFPN' (our former name) still builds ours with a
+    FutureWarning, from mmengine's root registry only: mmdet's ViTDet project imported
+    afterwards registers its own without a clash and wins in mmdet's scope."""
+    report, _ = run_stand_in('after')
+    assert report['owners'] == dict(mmdet='other.project.SimpleFPN', mmseg=None,
+                                    mmengine='cvt_dense.registry.SimpleFPN')
+    assert report['ours'] == ['CvtDenseSimpleFPN', []]
+    name, warned = report['former_name_in_mmseg']
+    assert name == 'CvtDenseSimpleFPN'
+    assert len(warned) == 1 and "use type='CvtDenseSimpleFPN'" in warned[0]

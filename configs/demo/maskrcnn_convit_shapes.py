@@ -7,4 +7,5 @@ _base_ = ['./maskrcnn_cvt13_shapes.py']
 model = dict(
     backbone=dict(_delete_=True, type='ConViT', arch='convit-tiny', out_indices=(11, ),
                   drop_path_rate=0.0),
-    neck=dict(_delete_=True, type='SimpleFPN', in_channels=192, out_channels=128, num_outs=5))
+    neck=dict(_delete_=True, type='CvtDenseSimpleFPN', in_channels=192, out_channels=128,
+              num_outs=5))

@@ -13,7 +13,8 @@ num_classes = len(classes)
 neck_channels = 128
 
 model = dict(
-    backbone=dict(drop_path_rate=0.0, init_cfg=None),
+    # From scratch: no pretrained BatchNorm statistics to keep.
+    backbone=dict(drop_path_rate=0.0, norm_eval=False, init_cfg=None),
     # Levels 4 and 5 (strides 32, 64) by max-pooling instead of extra convs.
     neck=dict(_delete_=True, type='FPN', in_channels=[64, 192, 384],
               out_channels=neck_channels, num_outs=5),

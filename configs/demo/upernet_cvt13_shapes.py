@@ -15,7 +15,7 @@ norm_cfg = dict(type='BN', requires_grad=True)
 
 model = dict(
     data_preprocessor=dict(size_divisor=32),
-    backbone=dict(drop_path_rate=0.0, init_cfg=None),
+    backbone=dict(drop_path_rate=0.0, conv_proj_norm_cfg=norm_cfg, init_cfg=None),
     decode_head=dict(channels=64, num_classes=num_classes, norm_cfg=norm_cfg),
     auxiliary_head=dict(channels=64, num_classes=num_classes, norm_cfg=norm_cfg))
 

@@ -8,10 +8,10 @@ from typing import Tuple
 from .backbones import (ConViT, CvT, DenseBackbone, get_backbone, register_backbone,
                         registered_backbones)
 from .layers import QuickGELU
-from .necks import SimpleFPN
+from .necks import CvtDenseSimpleFPN
 
 # The necks the toolkit puts into the OpenMMLab registries, next to every backbone.
-NECKS = (SimpleFPN,)
+NECKS = (CvtDenseSimpleFPN,)
 
 
 def toolkit_models() -> Tuple[type, ...]:
@@ -20,5 +20,5 @@ def toolkit_models() -> Tuple[type, ...]:
     return tuple(info.cls for info in registered_backbones()) + NECKS
 
 
-__all__ = ['ConViT', 'CvT', 'DenseBackbone', 'NECKS', 'QuickGELU', 'SimpleFPN',
+__all__ = ['ConViT', 'CvT', 'CvtDenseSimpleFPN', 'DenseBackbone', 'NECKS', 'QuickGELU',
            'get_backbone', 'register_backbone', 'registered_backbones', 'toolkit_models']

@@ -3,20 +3,26 @@
 mmengine's ``init_dist`` always calls ``torch.cuda.set_device`` and its default DDP wrapper
 passes ``device_ids=[LOCAL_RANK]``; both fail on a CPU-only machine. When there is no CUDA
 device, :func:`setup_cpu_distributed` creates the process group itself (mmengine's Runner
-then leaves it alone) and makes DDP wrap the CPU model without device ids. With a GPU
-nothing changes and mmengine does everything as usual.
+then leaves it alone) and makes DDP wrap the CPU model without device ids. PyTorch's
+SyncBatchNorm refuses CPU tensors once a process group exists, so every SyncBN of the model
+becomes BN there (each process normalises its own batch; in one process mmengine's Runner
+reverts SyncBN itself, and torch >= 2.4 runs it as BN without a group). With a GPU nothing
+changes and mmengine does everything as usual.
 """
 import datetime
 import logging
 import os
 import subprocess
 import sys
+from typing import Any, List
 
 import torch
 import torch.distributed as dist
 
 LAUNCHERS = ('none', 'pytorch', 'slurm')
 DDP_WRAPPERS = ('MMDistributedDataParallel', 'MMSeparateDistributedDataParallel')
+# mmcv's names of the norms that synchronise over the process group (GPU only).
+SYNC_NORMS = ('SyncBN', 'MMSyncBN')
 
 
 def _slurm_env_to_torch_env() -> None:
@@ -37,14 +43,38 @@ def _slurm_env_to_torch_env() -> None:
     os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
 
 
+def sync_norms_to_batchnorm(node: Any, path: str = 'model') -> List[str]:
+    """Turn every SyncBN norm config under ``node`` into BN, in place.
+
+    Args:
+        node: A config (dicts and lists of them), e.g. ``cfg.model``.
+        path (str): Name of ``node`` in the messages.
+
+    Returns:
+        list[str]: Where a norm was changed, e.g. ``['model.backbone.conv_proj_norm_cfg']``.
+    """
+    changed = []
+    if isinstance(node, dict):
+        if node.get('type') in SYNC_NORMS:
+            node['type'] = 'BN'
+            changed.append(path)
+        for key, value in node.items():
+            changed += sync_norms_to_batchnorm(value, f'{path}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            changed += sync_norms_to_batchnorm(value, f'{path}[{i}]')
+    return changed
+
+
 def setup_cpu_distributed(cfg, launcher: str) -> bool:
     """Prepare ``cfg`` (and the process group) for a CPU-only distributed run.
 
     Does nothing and returns False when ``launcher == 'none'`` or a CUDA device exists.
 
     Args:
-        cfg (mmengine.Config): The run's config; ``env_cfg.dist_cfg`` and
-            ``model_wrapper_cfg`` are updated in place.
+        cfg (mmengine.Config): The run's config; ``env_cfg.dist_cfg``,
+            ``model_wrapper_cfg``, the model's SyncBN norms (to BN) and ``sync_bn``
+            (removed) are updated in place.
         launcher (str): ``'none'``, ``'pytorch'`` (torchrun) or ``'slurm'``.
 
     Returns:
@@ -78,6 +108,12 @@ def setup_cpu_distributed(cfg, launcher: str) -> bool:
         # mmengine passes device_ids=[LOCAL_RANK]; a CPU module needs device_ids=None.
         wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+    changed = sync_norms_to_batchnorm(cfg.get('model'))
+    if cfg.pop('sync_bn', None) is not None:
+        changed.append('sync_bn')
+    if changed:
+        print(f'No CUDA device: SyncBN runs only on GPUs, so {", ".join(changed)} use BN '
+              f'(each process normalises its own batch).')
     return True
 
 

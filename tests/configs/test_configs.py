@@ -87,6 +87,27 @@ def test_backbone_and_pretrained_weights(name, arch, checkpoint):
     assert cfg.model.backbone.init_cfg.checkpoint == '/elsewhere/w.pth'
 
 
+CVT_CONFIGS = [p for p in ALL_CONFIGS if load(p).model.backbone.type == 'CvT']
+
+
+@pytest.mark.parametrize('path', CVT_CONFIGS, ids=lambda p: str(p.relative_to(CONFIG_DIR)))
+def test_cvt_batchnorm_follows_the_library(path):
+    """CvT's q/k/v BatchNorm, pretrained: frozen statistics in mmdet (as its ResNets),
+    SyncBN in mmseg (as its ResNets); from scratch (the demos): plain BN that trains."""
+    cfg = load(path)
+    backbone = cfg.model.backbone
+    norm = backbone.get('conv_proj_norm_cfg', dict(type='BN'))['type']
+    if backbone.get('init_cfg') is None:
+        expected = ('BN', False)
+    else:
+        expected = {'mmdet': ('BN', True), 'mmseg': ('SyncBN', False)}[cfg.default_scope]
+    assert (norm, backbone.norm_eval) == expected
+    model = build_model(cfg).backbone.train()
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert bns and all(m.training != expected[1] for m in bns)
+    assert all(isinstance(m, torch.nn.SyncBatchNorm) == (norm == 'SyncBN') for m in bns)
+
+
 @pytest.mark.parametrize('name', COCO_CONFIGS)
 def test_fpn_levels_match_anchor_strides(name):
     cfg = load(name)

@@ -76,6 +76,39 @@ def test_single_process_gloo_group(no_cuda, monkeypatch):
             dist.destroy_process_group()
 
 
+def test_sync_norms_become_batchnorm_in_a_cpu_group(no_cuda, monkeypatch, capsys):
+    """In a CPU process group SyncBN refuses to run; the config's SyncBN norms (any depth,
+    in lists too) and ``sync_bn`` become BN, said once, and the model trains a step."""
+    from mmengine.registry import MODELS
+
+    import cvt_dense  # noqa: F401  (registers CvT)
+    for key, value in dict(RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
+                           MASTER_PORT=str(free_port())).items():
+        monkeypatch.setenv(key, value)
+    backbone = dict(type='CvT', arch=dict(embed_dims=[8, 16, 24], num_heads=[1, 2, 3],
+                                          depths=[1, 1, 1]),
+                    conv_proj_norm_cfg=dict(type='SyncBN', requires_grad=True))
+    cfg = make_cfg(model=dict(backbone=backbone, heads=[dict(norm_cfg=dict(type='BN')),
+                                                        dict(norm_cfg=dict(type='MMSyncBN'))]),
+                   sync_bn='torch')
+    x = torch.randn(2, 3, 32, 32)
+    try:
+        assert setup_cpu_distributed(cfg, 'pytorch') is True
+        with pytest.raises(ValueError, match='SyncBatchNorm expected input tensor to be on '
+                           'GPU'):  # what the conversion avoids
+            MODELS.build(backbone).train()(x)
+        assert cfg.model.backbone.conv_proj_norm_cfg == dict(type='BN', requires_grad=True)
+        assert [head.norm_cfg.type for head in cfg.model.heads] == ['BN', 'BN']
+        assert 'sync_bn' not in cfg
+        assert capsys.readouterr().out.count(
+            'No CUDA device: SyncBN runs only on GPUs, so model.backbone.conv_proj_norm_cfg, '
+            'model.heads[1].norm_cfg, sync_bn use BN') == 1
+        sum(out.sum() for out in MODELS.build(cfg.model.backbone).train()(x)).backward()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
 END_SCRIPT = '''
 import logging, os, sys, torch.distributed as dist
 from cvt_dense.runtime import end_distributed_process

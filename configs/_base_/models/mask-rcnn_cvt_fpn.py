@@ -21,7 +21,12 @@ model = dict(
         extra_level=False,
         drop_path_rate=0.1,  # peak of the official schedule: stage 3 only, linear in it
         frozen_stages=-1,
-        norm_eval=False,
+        # Frozen BatchNorm statistics, as mmdet's BN backbones (ResNet: norm_eval=True).
+        # CvT's only BN, after the depth-wise q/k/v convs, keeps the ImageNet running
+        # statistics the q/k/v Linear layers were trained with (its scale and shift still
+        # train); per-GPU batch statistics of 2 images, zero-padded to a common size, would
+        # replace them with noisy ones. The model is also the same on any number of GPUs.
+        norm_eval=True,
         with_cp=False),
     neck=dict(
         type='FPN',

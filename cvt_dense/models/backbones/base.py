@@ -2,15 +2,16 @@
 
 A subclass builds its layers, then calls :meth:`DenseBackbone._set_outputs` with the
 channels and strides of its levels, and implements ``_levels`` (the feature maps),
-``_frozen_parts`` (what ``frozen_stages`` covers), ``layer_groups`` (its depth order, for
-layer-wise lr decay) and ``_token_parameters`` (its learned tokens). The base class does
-the rest: ``out_indices`` checks, the optional per-output LayerNorm, declared output shapes
-(so necks and configs never restate them), input checks, freezing, ``norm_eval``, the
-layer ids of lr decay, the default initialisation and the ``Pretrained`` path of
-``init_weights`` through the shared weight loader. ``@register_backbone``
-(:mod:`.registration`) then makes it known to everything else.
+``_stem_parts`` and ``_level_parts`` (what ``frozen_stages`` covers), ``layer_groups`` (its
+depth order, for layer-wise lr decay) and ``_token_parameters`` (its learned tokens). The
+base class does the rest: ``out_indices`` checks, the optional per-output LayerNorm,
+declared output shapes (so necks and configs never restate them), input checks, freezing
+(one ``frozen_stages`` rule for every backbone), ``norm_eval``, the layer ids of lr decay,
+the default initialisation and the ``Pretrained`` path of ``init_weights`` through the
+shared weight loader. ``@register_backbone`` (:mod:`.registration`) then makes it known to
+everything else.
 """
-from typing import ClassVar, Iterable, List, Sequence, Tuple, Union
+from typing import ClassVar, List, Sequence, Tuple, Union
 
 import torch
 from mmcv.cnn import build_norm_layer
@@ -21,14 +22,20 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...weights import CheckpointSpec, load_pretrained
 
+# A part that ``frozen_stages`` freezes: a module (also put in eval mode) or a bare parameter.
+Frozen = Union[nn.Module, nn.Parameter]
+
 
 class DenseBackbone(BaseModule):
     """Base of the toolkit's backbones: a tuple of NCHW maps for ``out_indices``.
 
     Args:
         in_channels (int): Input channels.
-        frozen_stages (int): Freeze the parts ``_frozen_parts`` lists for this value;
-            -1 freezes nothing.
+        frozen_stages (int): mmdet's Swin / ResNet rule, counted in levels (the maps
+            ``out_indices`` picks from): -1 freezes nothing, 0 the stem (what comes before
+            level 0's first block: the patch embedding and the tokens added to it), k >= 1
+            the stem and levels 0..k-1 with their output norms. At most the number of
+            levels. Frozen parts stop their gradients and stay in eval mode.
         norm_eval (bool): Keep BatchNorm layers in eval mode while training.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH, ...)`` loads
             weights through :func:`cvt_dense.weights.load_pretrained` (extra keys:
@@ -60,12 +67,18 @@ class DenseBackbone(BaseModule):
         Negative indices count from the last level, as in mmseg's ViT.
         """
         num_levels = len(level_channels)
+        if not -1 <= self.frozen_stages <= num_levels:
+            raise ValueError(
+                f'frozen_stages={self.frozen_stages} invalid: this {type(self).__name__} has '
+                f'{num_levels} levels; -1 freezes nothing, 0 the stem, k the stem and levels '
+                f'0..k-1 (k <= {num_levels})')
         indices = (out_indices,) if isinstance(out_indices, int) else tuple(out_indices)
         bad = [i for i in indices if not -num_levels <= i < num_levels]
         if bad or not indices:
             raise ValueError(f'out_indices {indices} invalid: this {type(self).__name__} has '
                              f'levels 0..{num_levels - 1}{index_hint}')
         self.out_indices = tuple(i % num_levels for i in indices)
+        self.num_levels = num_levels
         self.level_channels = tuple(level_channels)
         self.level_strides = tuple(level_strides)
         self.out_norm = out_norm
@@ -119,14 +132,27 @@ class DenseBackbone(BaseModule):
 
     # Training behaviour ----------------------------------------------------------------
 
-    def _frozen_parts(self) -> Iterable[Union[nn.Module, nn.Parameter]]:
-        """Modules and bare parameters that ``frozen_stages`` freezes."""
+    def _stem_parts(self) -> List[Frozen]:
+        """Modules and bare parameters before level 0's first block (``frozen_stages=0``):
+        the parameters that :meth:`layer_groups` gives id 0."""
         raise NotImplementedError
 
-    def _frozen_out_norms(self, levels: Iterable[int]) -> List[nn.Module]:
-        """The output norms of the given levels (they freeze with their level)."""
-        return [getattr(self, f'out_norm{i}') for i in levels
-                if self.out_norm and i in self.out_indices]
+    def _level_parts(self, level: int) -> List[Frozen]:
+        """Modules and bare parameters that compute level ``level`` from the one before
+        (or from the stem), without its output norm."""
+        raise NotImplementedError
+
+    def _frozen_parts(self) -> List[Frozen]:
+        """What ``frozen_stages`` freezes: nothing for -1, else the stem and the first
+        ``frozen_stages`` levels with their output norms."""
+        if self.frozen_stages < 0:
+            return []
+        levels = range(self.frozen_stages)
+        parts = self._stem_parts()
+        for level in levels:
+            parts += self._level_parts(level)
+        return parts + [getattr(self, f'out_norm{i}') for i in levels
+                        if self.out_norm and i in self.out_indices]
 
     def _freeze_stages(self):
         for part in self._frozen_parts():

@@ -1,3 +1,3 @@
-from .simple_fpn import SimpleFPN
+from .simple_fpn import CvtDenseSimpleFPN
 
-__all__ = ['SimpleFPN']
+__all__ = ['CvtDenseSimpleFPN']

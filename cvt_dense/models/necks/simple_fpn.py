@@ -11,8 +11,13 @@ from torch import nn
 SUPPORTED_SCALES = (4.0, 2.0, 1.0, 0.5)
 
 
-class SimpleFPN(BaseModule):
+class CvtDenseSimpleFPN(BaseModule):
     """One backbone map -> maps at 4x, 2x, 1x, 0.5x its resolution (+ extra levels).
+
+    Registered as ``CvtDenseSimpleFPN``, a name of our own: mmdet's ViTDet project
+    registers a ``SimpleFPN`` of its own with other arguments (the former name of this
+    class stays a deprecated alias while no one else holds it, see
+    :mod:`cvt_dense.registry`).
 
     From a stride-16 input: strides 4, 8, 16, 32 and, with ``num_outs=5``, a stride-64
     level by subsampling the last one (what Mask R-CNN's RPN expects). Upsampling is
@@ -38,10 +43,10 @@ class SimpleFPN(BaseModule):
         super().__init__(init_cfg)
         unknown = [s for s in scale_factors if s not in SUPPORTED_SCALES]
         if unknown or not scale_factors:
-            raise ValueError(f'SimpleFPN scale_factors {tuple(scale_factors)}: each must be '
-                             f'one of {SUPPORTED_SCALES}')
+            raise ValueError(f'CvtDenseSimpleFPN scale_factors {tuple(scale_factors)}: each '
+                             f'must be one of {SUPPORTED_SCALES}')
         if num_outs < len(scale_factors):
-            raise ValueError(f'SimpleFPN num_outs={num_outs} is less than the '
+            raise ValueError(f'CvtDenseSimpleFPN num_outs={num_outs} is less than the '
                              f'{len(scale_factors)} scale_factors')
         self.scale_factors = tuple(scale_factors)
         self.num_outs = num_outs
@@ -76,8 +81,8 @@ class SimpleFPN(BaseModule):
     def forward(self, inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
         """inputs: a one-map tuple (B, C, H, W) -> ``num_outs`` maps, finest first."""
         if len(inputs) != 1:
-            raise ValueError(f'SimpleFPN takes one backbone map, got {len(inputs)}: set the '
-                             f'backbone to return one level (e.g. out_indices=(-1,))')
+            raise ValueError(f'CvtDenseSimpleFPN takes one backbone map, got {len(inputs)}: '
+                             f'set the backbone to return one level (e.g. out_indices=(-1,))')
         x = inputs[0]
         outs = [fpn(lateral(resample(x))) for resample, lateral, fpn
                 in zip(self.resamplers, self.lateral_convs, self.fpn_convs)]

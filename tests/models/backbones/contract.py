@@ -59,6 +59,32 @@ class BackboneContract:
         assert frozen_modules and all(not m.training for m in frozen_modules)
         assert all(p.requires_grad for p in build(backbone).parameters())
 
+    def test_frozen_stages_follow_swins_rule(self, backbone):
+        """-1 freezes nothing; 0 exactly the stem (the parameters of layer group 0); k >= 1
+        the stem and levels 0..k-1 whole: their maps need no gradient, level k's does; a
+        value beyond the levels is refused."""
+        num_levels = build(backbone).num_levels
+        levels = tuple(range(num_levels))
+        x = torch.randn(1, 3, 48, 64)
+        for frozen_stages in range(-1, num_levels + 1):
+            model = build(backbone, frozen_stages=frozen_stages, out_indices=levels).train()
+            frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+            stem = {n for n, _ in model.named_parameters() if model.get_layer_depth(n)[0] == 0}
+            assert stem, 'layer group 0 holds the stem'
+            if frozen_stages == -1:
+                assert not frozen
+            elif frozen_stages == 0:
+                assert frozen == stem
+            else:
+                assert stem < frozen
+            trains = [i >= frozen_stages for i in levels]
+            maps = model._levels(x, num_levels - 1)  # without the output norms
+            assert [level.requires_grad for level in maps] == trains
+            assert [out.requires_grad for out in model(x)] == trains
+        for bad in (-2, num_levels + 1):
+            with pytest.raises(ValueError, match=f'frozen_stages={bad}'):
+                build(backbone, frozen_stages=bad)
+
     def test_norm_eval_keeps_batchnorms_in_eval(self, backbone):
         model = build(backbone, norm_eval=True).train()
         bns = [m for m in model.modules()

@@ -86,7 +86,8 @@ class ToyConvFormer(DenseBackbone):
         in_channels (int): Input channels.
         out_indices (tuple): Levels to return.
         out_norm (bool): LayerNorm on each returned level.
-        frozen_stages (int): Freeze the stages up to and including this index.
+        frozen_stages (int): -1 nothing, 0 the stem (stage 0's conv and norm), k >= 1
+            stages 0..k-1 (the toolkit's rule).
         norm_eval (bool): Keep BatchNorm layers in eval mode while training.
         with_cp (bool): Accepted for the contract; the toy model is too small to need it.
         init_cfg (dict, optional): Pretrained weights.
@@ -121,9 +122,11 @@ class ToyConvFormer(DenseBackbone):
             levels.append(x)
         return levels
 
-    def _frozen_parts(self):
-        levels = range(min(max(self.frozen_stages, 0), 2))  # the first frozen_stages
-        return [getattr(self, f'stage{i}') for i in levels] + self._frozen_out_norms(levels)
+    def _stem_parts(self):
+        return [self.stage0.embed, self.stage0.norm]
+
+    def _level_parts(self, level):
+        return [getattr(self, f'stage{level}')]
 
     def layer_groups(self):
         return [('stage0.embed', 'stage0.norm'), ('stage0.block',),

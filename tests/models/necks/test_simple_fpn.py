@@ -1,12 +1,12 @@
-"""SimpleFPN: one stride-16 map to strides 4..64, as Mask R-CNN expects."""
+"""CvtDenseSimpleFPN: one stride-16 map to strides 4..64, as Mask R-CNN expects."""
 import pytest
 import torch
 
-from cvt_dense.models import SimpleFPN
+from cvt_dense.models import CvtDenseSimpleFPN
 
 
 def test_strides_4_to_64_from_one_stride16_map():
-    neck = SimpleFPN(in_channels=32, out_channels=16).eval()
+    neck = CvtDenseSimpleFPN(in_channels=32, out_channels=16).eval()
     x = torch.randn(2, 32, 6, 10)  # a 96x160 image at stride 16
     with torch.no_grad():
         outs = neck((x, ))
@@ -15,8 +15,8 @@ def test_strides_4_to_64_from_one_stride16_map():
 
 
 def test_identity_level_is_a_conv_of_the_input_and_pooling_is_max():
-    neck = SimpleFPN(32, 8, scale_factors=(1.0, 0.5), num_outs=2,
-                     norm_cfg=dict(type='BN')).eval()
+    neck = CvtDenseSimpleFPN(32, 8, scale_factors=(1.0, 0.5), num_outs=2,
+                             norm_cfg=dict(type='BN')).eval()
     x = torch.randn(1, 32, 8, 8)
     with torch.no_grad():
         same, half = neck((x, ))
@@ -27,7 +27,7 @@ def test_identity_level_is_a_conv_of_the_input_and_pooling_is_max():
 
 
 def test_ln2d_normalises_over_channels():
-    neck = SimpleFPN(16, 8, scale_factors=(1.0, ), num_outs=1)
+    neck = CvtDenseSimpleFPN(16, 8, scale_factors=(1.0, ), num_outs=1)
     norm = neck.lateral_convs[0].norm
     x = torch.randn(2, 8, 5, 7)
     expected = torch.nn.functional.layer_norm(x.permute(0, 2, 3, 1), (8, ), norm.weight,
@@ -39,19 +39,19 @@ def test_ln2d_normalises_over_channels():
                                            (dict(num_outs=2), 'num_outs')])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        SimpleFPN(16, **kwargs)
+        CvtDenseSimpleFPN(16, **kwargs)
 
 
 def test_more_than_one_input_map_is_refused():
     with pytest.raises(ValueError, match='one backbone map'):
-        SimpleFPN(16)((torch.randn(1, 16, 4, 4), torch.randn(1, 16, 2, 2)))
+        CvtDenseSimpleFPN(16)((torch.randn(1, 16, 4, 4), torch.randn(1, 16, 2, 2)))
 
 
 def test_outputs_are_contiguous_for_mmcv_roi_align():
     """mmcv's RoIAlign ignores strides: on LN2d's channels-last output it pooled other
     values than on the same tensor made contiguous, and Mask R-CNN's heads learned nothing."""
     from mmcv.ops import roi_align
-    neck = SimpleFPN(16, 8, scale_factors=(1.0, ), num_outs=1).eval()
+    neck = CvtDenseSimpleFPN(16, 8, scale_factors=(1.0, ), num_outs=1).eval()
     with torch.no_grad():
         out = neck((torch.randn(1, 16, 12, 12), ))[0]
         rois = torch.tensor([[0, 1., 2., 9., 11.]])

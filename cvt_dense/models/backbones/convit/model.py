@@ -58,9 +58,11 @@ class ConViT(DenseBackbone):
         locality_strength (float): Scale of GPSA's local initialisation. Defaults to 1.
         act_cfg (dict): MLP activation. Defaults to exact GELU.
         norm_cfg (dict): Token norm. Defaults to LayerNorm, eps 1e-6.
-        frozen_stages (int): Freeze the patch embedding, ``pos_embed``, the cls token and
-            the first ``frozen_stages`` blocks (with their output norms); -1 or 0 freezes
-            nothing. Defaults to -1.
+        frozen_stages (int): Swin's rule with every block a stage (as every block is a
+            level; see :class:`~cvt_dense.models.backbones.base.DenseBackbone`): -1 freezes
+            nothing, 0 the stem (``patch_embed``, ``pos_embed`` and the cls token), k >= 1
+            the stem and blocks 0..k-1 with their output norms. Unlike mmpretrain's ViT,
+            where 0 freezes nothing. Defaults to -1.
         norm_eval (bool): Keep BatchNorm layers (none in ConViT itself) in eval mode.
             Defaults to False.
         with_cp (bool): Gradient checkpointing per block. Defaults to False.
@@ -155,12 +157,11 @@ class ConViT(DenseBackbone):
             levels.append(tokens_to_map(patches, hw))
         return levels
 
-    def _frozen_parts(self):
-        if self.frozen_stages < 1:
-            return []
-        blocks = range(min(self.frozen_stages, self.depth))
-        return ([self.patch_embed, self.pos_embed, self.cls_token]
-                + [self.blocks[i] for i in blocks] + self._frozen_out_norms(blocks))
+    def _stem_parts(self):
+        return [self.patch_embed, self.pos_drop, self.pos_embed, self.cls_token]
+
+    def _level_parts(self, level: int):
+        return [self.blocks[level]]
 
     def layer_groups(self):
         """The patch embedding, ``pos_embed`` and cls token get id 0, block i gets i + 1."""

@@ -126,7 +126,7 @@ class ConvAttention(BaseModule):
         projection (QKVProjection): Method, kernel, strides and paddings of the q/k/v
             projections. Defaults to the released models' (``dw_bn``, 3, 1, 1, 2, 1).
         with_cls_token (bool): Whether the first token is a cls token.
-        conv_norm_cfg (dict): Norm after the depth-wise convs (BatchNorm by default).
+        conv_proj_norm_cfg (dict): Norm after the depth-wise convs (BatchNorm by default).
         geometry (PixelGeometry): Where the input grid's cells sit on the image (for the
             attention layout that analysis tools observe).
         init_cfg (dict, optional): mmengine initialisation config.
@@ -135,7 +135,7 @@ class ConvAttention(BaseModule):
     def __init__(self, dim_in: int, dim_out: int, num_heads: int, qkv_bias: bool = True,
                  attn_drop: float = 0., proj_drop: float = 0.,
                  projection: QKVProjection = QKVProjection(), with_cls_token: bool = False,
-                 conv_norm_cfg: dict = dict(type='BN'),
+                 conv_proj_norm_cfg: dict = dict(type='BN'),
                  geometry: PixelGeometry = PixelGeometry(),
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
@@ -151,7 +151,7 @@ class ConvAttention(BaseModule):
         for name in 'qkv':
             branch = 'q' if name == 'q' else 'kv'
             setattr(self, f'conv_proj_{name}',
-                    _build_projection(projection, branch, dim_in, conv_norm_cfg))
+                    _build_projection(projection, branch, dim_in, conv_proj_norm_cfg))
             setattr(self, f'proj_{name}', nn.Linear(dim_in, dim_out, bias=qkv_bias))
         self.proj = nn.Linear(dim_out, dim_out)
         self.proj_drop = nn.Dropout(proj_drop)
@@ -239,7 +239,7 @@ class CvTBlock(PreNormBlock):
         with_cls_token (bool): Whether the first token is a cls token.
         act_cfg (dict): MLP activation.
         norm_cfg (dict): Token norm (LayerNorm eps 1e-5).
-        conv_norm_cfg (dict): Norm of the q/k/v depth-wise convs.
+        conv_proj_norm_cfg (dict): Norm of the q/k/v depth-wise convs.
         projection (QKVProjection): The q/k/v projections.
         geometry (PixelGeometry): Where the grid's cells sit on the image.
         init_cfg (dict, optional): mmengine initialisation config.
@@ -251,12 +251,12 @@ class CvTBlock(PreNormBlock):
                  projection: QKVProjection = QKVProjection(),
                  act_cfg: dict = dict(type='QuickGELU'),
                  norm_cfg: dict = dict(type='LN', eps=1e-5),
-                 conv_norm_cfg: dict = dict(type='BN'),
+                 conv_proj_norm_cfg: dict = dict(type='BN'),
                  geometry: PixelGeometry = PixelGeometry(), init_cfg: Optional[dict] = None):
         attn = ConvAttention(embed_dims, embed_dims, num_heads, qkv_bias=qkv_bias,
                              attn_drop=attn_drop_rate, proj_drop=drop_rate,
                              projection=projection, with_cls_token=with_cls_token,
-                             conv_norm_cfg=conv_norm_cfg, geometry=geometry)
+                             conv_proj_norm_cfg=conv_proj_norm_cfg, geometry=geometry)
         mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), act_cfg, drop_rate)
         super().__init__(embed_dims, attn, mlp, drop_path_rate, norm_cfg, init_cfg)
 
@@ -281,7 +281,7 @@ class CvTStage(BaseModule):
         geometry (PixelGeometry): Where the input map's cells sit on the image.
         with_cp (bool): Gradient checkpointing per block.
         block_cfg (dict): Remaining ``CvTBlock`` arguments (mlp_ratio, qkv_bias, act_cfg,
-            norm_cfg, conv_norm_cfg, drop_rate, attn_drop_rate, projection).
+            norm_cfg, conv_proj_norm_cfg, drop_rate, attn_drop_rate, projection).
         init_cfg (dict, optional): mmengine initialisation config.
     """
 

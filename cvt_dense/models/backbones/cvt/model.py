@@ -1,4 +1,5 @@
 """CvT backbone (Wu et al. 2021, arXiv 2103.15808) for dense prediction."""
+import warnings
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -63,15 +64,22 @@ class CvT(DenseBackbone):
         act_cfg (dict): MLP activation. Defaults to ``dict(type='QuickGELU')``; use
             ``dict(type='GELU')`` to match ``transformers.CvtModel``.
         norm_cfg (dict): Token norm. Defaults to ``dict(type='LN', eps=1e-5)``.
-        conv_norm_cfg (dict): Norm of the q/k/v depth-wise convs. Defaults to BN.
-        frozen_stages (int): Freeze the stages (embedding, blocks, out norm) up to and
-            including this index; -1 freezes nothing. Defaults to -1.
+        conv_proj_norm_cfg (dict, optional): Norm of the depth-wise convs of the q/k/v
+            projections (the official ``conv_proj_q/k/v``), the only BatchNorm in CvT.
+            None (default) is the official BN; ``dict(type='SyncBN')`` syncs it across
+            processes, or keep its pretrained statistics with ``norm_eval=True``.
+        frozen_stages (int): Swin's rule (see
+            :class:`~cvt_dense.models.backbones.base.DenseBackbone`): -1 freezes nothing, 0
+            the stem (stage 0's conv token embedding), k >= 1 stages 0..k-1 whole
+            (embedding, blocks, out norm); with ``extra_level``, 4 also freezes the
+            stride-32 level. Defaults to -1.
         norm_eval (bool): Keep BatchNorm layers in eval mode while training.
             Defaults to False.
         with_cp (bool): Gradient checkpointing per block. Defaults to False.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH)`` loads
             ImageNet weights in the official, Hugging Face or our own format (see
             :class:`~cvt_dense.models.backbones.base.DenseBackbone`).
+        conv_norm_cfg (dict, optional): Deprecated name of ``conv_proj_norm_cfg``.
     """
 
     checkpoint_spec = CVT_CHECKPOINTS
@@ -86,10 +94,11 @@ class CvT(DenseBackbone):
                  pretrain_img_size: Union[int, Tuple[int, int]] = 224,
                  act_cfg: dict = dict(type='QuickGELU'),
                  norm_cfg: dict = dict(type='LN', eps=1e-5),
-                 conv_norm_cfg: dict = dict(type='BN'), frozen_stages: int = -1,
+                 conv_proj_norm_cfg: Optional[dict] = None, frozen_stages: int = -1,
                  norm_eval: bool = False, with_cp: bool = False,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None, conv_norm_cfg: Optional[dict] = None):
         super().__init__(in_channels, frozen_stages, norm_eval, init_cfg)
+        conv_proj_norm_cfg = _conv_proj_norm_cfg(conv_proj_norm_cfg, conv_norm_cfg)
         self.arch_settings = override_stages(
             resolve_arch(arch), drop_path_rate=drop_path_rate, kv_strides=kv_strides,
             qkv_biases=qkv_bias, drop_rates=drop_rate, attn_drop_rates=attn_drop_rate,
@@ -114,7 +123,8 @@ class CvT(DenseBackbone):
                 kernel, patch_stride, padding, with_cls_token=settings['cls_tokens'][i],
                 pos_embed_grid=grid if settings['pos_embeds'][i] else None,
                 drop_path_rate=settings['drop_path_rates'][i], geometry=geometry,
-                with_cp=with_cp, block_cfg=self._block_cfg(i, act_cfg, norm_cfg, conv_norm_cfg))
+                with_cp=with_cp,
+                block_cfg=self._block_cfg(i, act_cfg, norm_cfg, conv_proj_norm_cfg))
             # Official names: stage0, stage1, stage2.
             self.add_module(f'stage{i}', stage)
             geometry = stage.geometry
@@ -126,13 +136,12 @@ class CvT(DenseBackbone):
             self.extra_embed = ConvEmbed(channels, channels, 3, 2, 1, norm_cfg)
             level_channels.append(channels)
             level_strides.append(stride * 2)
-        self.num_levels = len(level_channels)
         self._set_outputs(level_channels, level_strides, out_indices, out_norm, norm_cfg,
                           '' if extra_level else ' (index 3 needs extra_level=True)')
         self._freeze_stages()
 
     def _block_cfg(self, stage: int, act_cfg: dict, norm_cfg: dict,
-                   conv_norm_cfg: dict) -> dict:
+                   conv_proj_norm_cfg: dict) -> dict:
         """The ``CvTBlock`` arguments of one stage, from its arch fields."""
         settings = {key: values[stage] for key, values in self.arch_settings.items()}
         projection = QKVProjection(
@@ -141,7 +150,8 @@ class CvT(DenseBackbone):
         return dict(mlp_ratio=settings['mlp_ratios'], qkv_bias=settings['qkv_biases'],
                     drop_rate=settings['drop_rates'],
                     attn_drop_rate=settings['attn_drop_rates'], projection=projection,
-                    act_cfg=act_cfg, norm_cfg=norm_cfg, conv_norm_cfg=conv_norm_cfg)
+                    act_cfg=act_cfg, norm_cfg=norm_cfg,
+                    conv_proj_norm_cfg=conv_proj_norm_cfg)
 
     def _token_parameters(self):
         stages = [getattr(self, f'stage{i}') for i in range(self.num_stages)]
@@ -157,11 +167,14 @@ class CvT(DenseBackbone):
             levels.append(tokens_to_map(*self.extra_embed(x)))
         return levels
 
-    def _frozen_parts(self):
-        levels = range(min(self.frozen_stages + 1, self.num_levels))
-        parts = [getattr(self, f'stage{i}') if i < self.num_stages else self.extra_embed
-                 for i in levels]
-        return parts + self._frozen_out_norms(levels)
+    def _stem_parts(self):
+        stage = self.stage0
+        return [stage.patch_embed, stage.pos_drop] + [
+            param for param in (stage.cls_token, stage.pos_embed) if param is not None]
+
+    def _level_parts(self, level: int):
+        return [getattr(self, f'stage{level}') if level < self.num_stages
+                else self.extra_embed]
 
     def layer_groups(self):
         """Block j of stage i gets id ``1 + (blocks before stage i) + j``; the embedding, cls
@@ -172,3 +185,20 @@ class CvT(DenseBackbone):
             groups[-1].append(f'stage{i}')
             groups += [[f'stage{i}.blocks.{j}'] for j in range(depth)]
         return [tuple(names) for names in groups]
+
+
+def _conv_proj_norm_cfg(conv_proj_norm_cfg: Optional[dict],
+                        conv_norm_cfg: Optional[dict]) -> dict:
+    """The q/k/v projections' norm from the option or its deprecated name (official BN by
+    default)."""
+    if conv_norm_cfg is None:
+        return conv_proj_norm_cfg or dict(type='BN')
+    if conv_proj_norm_cfg is not None:
+        raise ValueError(f'CvT got both conv_proj_norm_cfg={conv_proj_norm_cfg} and its '
+                         f'deprecated name conv_norm_cfg={conv_norm_cfg}: keep '
+                         f'conv_proj_norm_cfg')
+    # FutureWarning: shown by default to users of a config, unlike DeprecationWarning.
+    warnings.warn('CvT conv_norm_cfg is deprecated, use conv_proj_norm_cfg (the norm of the '
+                  'q/k/v projections; the token embedding\'s norm is norm_cfg)',
+                  FutureWarning, stacklevel=3)
+    return conv_norm_cfg

@@ -196,3 +196,6 @@ def test_frozen_stages_cover_embedding_and_first_blocks():
     assert params['blocks.2.attn.qkv.weight'].requires_grad
     assert params['out_norm3.weight'].requires_grad
     assert not model.blocks[1].training and model.blocks[2].training
+    stem = ConViT(TINY_CONVIT, frozen_stages=0).train()
+    assert {n for n, p in stem.named_parameters() if not p.requires_grad} == {
+        'patch_embed.proj.weight', 'patch_embed.proj.bias', 'pos_embed', 'cls_token'}

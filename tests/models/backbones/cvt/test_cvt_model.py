@@ -204,8 +204,16 @@ def test_pos_embed_resampled_to_any_grid():
     assert outs[0].shape == (1, 16, conv_out(50, 7, 4, 2), conv_out(90, 7, 4, 2))
 
 
+def test_frozen_stages_zero_freezes_the_stem_only():
+    model = CvT(TINY_ARCH, frozen_stages=0).train()
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {'stage0.patch_embed.proj.weight', 'stage0.patch_embed.proj.bias',
+                      'stage0.patch_embed.norm.weight', 'stage0.patch_embed.norm.bias'}
+    assert not model.stage0.patch_embed.training and model.stage0.blocks[0].training
+
+
 def test_frozen_stages():
-    model = CvT(TINY_ARCH, frozen_stages=1)
+    model = CvT(TINY_ARCH, frozen_stages=2)  # stages 0 and 1, as Swin's frozen_stages=2
     model.train()
     for i in (0, 1):
         stage = getattr(model, f'stage{i}')
@@ -231,6 +239,43 @@ def test_norm_eval():
     assert bns and all(not m.training for m in bns)
     assert model.stage0.blocks[0].training
     assert all(m.training for m in CvT(TINY_ARCH).train().modules())
+
+
+def test_conv_proj_norm_cfg_sets_the_qkv_norms_only():
+    model = CvT(TINY_ARCH, conv_proj_norm_cfg=dict(type='GN', num_groups=1))
+    norms = {type(m).__name__ for name, m in model.named_modules() if name.endswith('.bn')}
+    assert norms == {'GroupNorm'}
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                   for m in model.modules())
+
+
+def test_conv_norm_cfg_is_a_deprecated_name_of_conv_proj_norm_cfg():
+    with pytest.warns(FutureWarning, match='conv_norm_cfg is deprecated, use '
+                      'conv_proj_norm_cfg'):
+        model = CvT(TINY_ARCH, conv_norm_cfg=dict(type='SyncBN'))
+    assert isinstance(model.stage1.blocks[0].attn.conv_proj_k.bn, torch.nn.SyncBatchNorm)
+    with pytest.raises(ValueError, match='both conv_proj_norm_cfg'):
+        CvT(TINY_ARCH, conv_proj_norm_cfg=dict(type='BN'), conv_norm_cfg=dict(type='BN'))
+
+
+def test_syncbn_trains_as_batchnorm_in_one_process_without_a_group():
+    """A config's SyncBN (no process group: CPU, one GPU, tools without a launcher) trains a
+    step on the CPU with exactly the statistics and gradients of plain BN."""
+    assert not torch.distributed.is_initialized()
+    torch.manual_seed(0)
+    synced = CvT(TINY_ARCH, conv_proj_norm_cfg=dict(type='SyncBN'), drop_path_rate=0.)
+    plain = CvT(TINY_ARCH, drop_path_rate=0.)
+    plain.load_state_dict(synced.state_dict())
+    x = torch.randn(2, 3, 32, 48)
+    for model in (synced, plain):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        sum(out.square().mean() for out in model.train()(x)).backward()
+        optimizer.step()
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules())
+    for (name, ours), theirs in zip(synced.state_dict().items(), plain.state_dict().values()):
+        torch.testing.assert_close(ours, theirs, msg=name)
+    bn = synced.stage0.blocks[0].attn.conv_proj_q.bn
+    assert bn.num_batches_tracked == 1 and bn.running_var.ne(1).all()
 
 
 def test_with_cp_gives_identical_outputs_and_gradients():
