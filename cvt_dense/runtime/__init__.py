@@ -1,6 +1,7 @@
 """Long runs on mmengine's Runner: crash-safe resumable checkpoints, exact mid-epoch resume
 (RNG states, data position, per-sample seeds), preemption, the non-finite loss guard, bad
-samples, CPU mixed precision and CPU distributed runs.
+samples, CPU mixed precision, CPU distributed runs and an eager optimizer update under
+mmengine's ``compile`` option.
 
 Importing it registers its hooks and optimizer wrapper in mmengine's root registries (so
 mmdet and mmseg configs can name them) and lets mmengine's training checkpoints load under
@@ -10,14 +11,15 @@ mmdet and mmseg configs can name them) and lets mmengine's training checkpoints 
 from .amp import CPUBF16OptimWrapper, enable_amp
 from .checkpoint_finder import find_resumable_checkpoint
 from .distributed import close_distributed, end_distributed_process, setup_cpu_distributed
-from .hooks import BadSampleHook, NonFiniteGuardHook, PreemptionHook, ResumableCheckpointHook
+from .hooks import (BadSampleHook, CompiledTrainStepHook, NonFiniteGuardHook, PreemptionHook,
+                    ResumableCheckpointHook)
 from .mmengine_internals import warn_if_unchecked
 from ..weights import allow_mmengine_checkpoints
 
 warn_if_unchecked()
 allow_mmengine_checkpoints()  # mmengine checkpoints load under torch.load(weights_only=True)
 
-__all__ = ['BadSampleHook', 'CPUBF16OptimWrapper', 'NonFiniteGuardHook', 'PreemptionHook',
-           'ResumableCheckpointHook', 'allow_mmengine_checkpoints', 'close_distributed',
-           'enable_amp', 'end_distributed_process', 'find_resumable_checkpoint',
-           'setup_cpu_distributed']
+__all__ = ['BadSampleHook', 'CPUBF16OptimWrapper', 'CompiledTrainStepHook',
+           'NonFiniteGuardHook', 'PreemptionHook', 'ResumableCheckpointHook',
+           'allow_mmengine_checkpoints', 'close_distributed', 'enable_amp',
+           'end_distributed_process', 'find_resumable_checkpoint', 'setup_cpu_distributed']
