@@ -36,7 +36,8 @@ DOWNSTREAM_LIBRARIES = ('mmdet', 'mmseg')
 # imported}.
 TRAINING_COMPONENTS: Dict[str, Dict[str, str]] = {
     'HOOKS': {**{name: 'cvt_dense.runtime' for name in (
-        'BadSampleHook', 'NonFiniteGuardHook', 'PreemptionHook', 'ResumableCheckpointHook')},
+        'BadSampleHook', 'CompiledTrainStepHook', 'NonFiniteGuardHook', 'PreemptionHook',
+        'ResumableCheckpointHook')},
         'LocalityHook': 'cvt_dense.analysis.locality_hook'},
     'OPTIM_WRAPPERS': {'CPUBF16OptimWrapper': 'cvt_dense.runtime'},
     'OPTIM_WRAPPER_CONSTRUCTORS': {'LayerDecayOptimWrapperConstructor': 'cvt_dense.optim'},

@@ -12,6 +12,9 @@ default_hooks = dict(
     # (bad_samples.skip=True: skipped and counted, at most 1%).
     preemption=dict(type='PreemptionHook'),
     nonfinite_guard=dict(type='NonFiniteGuardHook', max_consecutive=5),
+    # With compile=True (mmengine's torch.compile of train_step) the optimizer update runs
+    # eagerly; without it, nothing.
+    compiled_train_step=dict(type='CompiledTrainStepHook'),
     bad_samples=dict(type='BadSampleHook', skip=False, max_skip_fraction=0.01),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))

@@ -1,21 +1,27 @@
 """ONNX export of a backbone with dynamic batch, height and width, and its verification.
 
-The legacy TorchScript exporter (``dynamo=False``) is used: it traces the shape
-arithmetic (token grids, reshapes) as graph ops, so one graph serves every input size,
-and ``scaled_dot_product_attention`` with its explicit scale becomes standard
+The dynamo-based exporter is used (``torch.onnx.export(..., dynamo=True)``):
+``torch.export`` captures the backbone as one graph whose shape arithmetic (token grids,
+ConViT's padding to the patch grid, the run-time ``pos_embed`` resampling) is symbolic in
+H and W, and onnxscript translates it to standard ONNX ops at opset 18, the exporter's
+lowest (and the first with an antialiased ``Resize``, which ConViT's ``pos_embed``
+resampling becomes). ``scaled_dot_product_attention`` with its explicit scale becomes
 MatMul/Softmax nodes. While exporting, the toolkit's fused oneDNN linear falls back to
-``F.linear`` (``torch.onnx.is_in_onnx_export()``), and :func:`check_standard_ops` proves
-that nothing CPU-specific reached the graph.
+``F.linear`` (``torch.compiler.is_compiling()``), and :func:`check_standard_ops` proves
+that nothing CPU-specific reached the graph. The legacy TorchScript exporter is not used:
+every registered backbone exports and verifies through the new one.
 """
-import warnings
 from typing import Dict, List, Sequence, Tuple
 
 import torch
 
-OPSET = 17
+OPSET = 18
 INPUT_NAME = 'image'
 # Standard ONNX domains; anything else (ATen fallbacks, com.microsoft, mkldnn) is refused.
 STANDARD_DOMAINS = ('', 'ai.onnx')
+# The example batch: torch.export keeps a dimension of size 1 static, so tracing with one
+# image would fix the batch size.
+EXAMPLE_BATCH = 2
 
 
 def _output_names(num_outputs: int) -> List[str]:
@@ -29,28 +35,25 @@ def export_backbone_onnx(backbone: torch.nn.Module, out_file: str,
 
     Args:
         backbone (nn.Module): The backbone, in eval mode.
-        out_file (str): Path of the ``.onnx`` file.
-        shape (Sequence[int]): (H, W) of the example input used for tracing.
+        out_file (str): Path of the ``.onnx`` file (weights inside it).
+        shape (Sequence[int]): (H, W) of the example input used for tracing. The graph
+            serves other sizes too; take one at which every level has at least two rows and
+            columns (torch.export treats a side of 1 as a special case).
         in_channels (int): Input channels.
 
     Returns:
         list[str]: The graph's output names (``level0``, ``level1``, ...).
     """
-    example = torch.randn(1, in_channels, *shape)
+    example = torch.randn(EXAMPLE_BATCH, in_channels, *shape)
     outputs = backbone(example)
     if isinstance(outputs, torch.Tensor):
         outputs = (outputs,)
     names = _output_names(len(outputs))
-    dynamic = {0: 'batch', 2: 'height', 3: 'width'}
-    dynamic_axes = {INPUT_NAME: dynamic}
-    dynamic_axes.update({name: {0: 'batch', 2: f'{name}_height', 3: f'{name}_width'}
-                         for name in names})
-    with warnings.catch_warnings():
-        # Input-size checks in forward() turn into constants; they only raise errors.
-        warnings.simplefilter('ignore', torch.jit.TracerWarning)
-        torch.onnx.export(backbone, (example,), out_file, dynamo=False, opset_version=OPSET,
-                          input_names=[INPUT_NAME], output_names=names,
-                          dynamic_axes=dynamic_axes, do_constant_folding=True)
+    # By position, whatever forward() calls its input; the output sizes follow the input's.
+    dynamic_shapes = ({0: 'batch', 2: 'height', 3: 'width'},)
+    torch.onnx.export(backbone, (example,), out_file, dynamo=True, opset_version=OPSET,
+                      input_names=[INPUT_NAME], output_names=names,
+                      dynamic_shapes=dynamic_shapes, external_data=False, verbose=False)
     check_standard_ops(out_file)
     return names
 

@@ -25,8 +25,9 @@ def test_train_step_applies_cfg_options(capsys):
         [DET_CONFIG, '--shape', '64', '96', '--steps', '1', '--cfg-options', *DET_TINY,
          'model.backbone.kv_strides=(4,2,2)'])
     out = capsys.readouterr().out
-    assert re.search(r'model\.backbone\.kv_strides=\(4, 2, 2\): 1 x 64x96, train step '
-                     r'[\d.]+ s \(median of 1\), peak RSS [\d.]+ GB', out), out
+    assert re.search(r'model\.backbone\.kv_strides=\(4, 2, 2\): 1 x 64x96, eager, \d+ threads: '
+                     r'train step [\d.]+ s \(median; steps [\d.]+ s\), peak RSS [\d.]+ GB',
+                     out), out
     assert len(times) == 1 and times[0] > 0
 
 

@@ -15,17 +15,24 @@ is the process's peak RSS during the timed passes (Linux /proc), which includes 
 of imported libraries both implementations share. The machine's own fp32 matmul throughput
 is measured in the same run and gives the roofline time ``2 * MACs / matmul_flops``.
 
+``--compile`` adds a row for ``torch.compile(model)`` (inductor; dynamo sees each backbone
+as one graph) with its compile time: the first call, which traces, generates and builds
+the kernels, minus the median of the timed calls after it. Each compiled worker starts
+with an empty inductor cache of its own, so the compile time is a cold one.
+
 Usage:
     python tools/analysis/benchmark_backbone.py [--backbone NAME] [--import MODULE ...]
-        [--sizes 224x224 512x512 800x1344] [--repeats 3] [--threads 2] [--skip-peer]
-        [--bf16] [--backward]
+        [--sizes 224x224 512x512 800x1344] [--batch 1] [--repeats 3] [--threads 2]
+        [--skip-peer] [--bf16] [--backward] [--compile]
 """
 import argparse
 import importlib
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,7 +77,7 @@ def _as_tuple(out):
     return out if isinstance(out, (tuple, list)) else (out, )
 
 
-def worker(backbone, impl, size, repeats, bf16, backward):
+def worker(backbone, impl, size, repeats, bf16, backward, batch=1, compiled=False):
     import contextlib
 
     import torch
@@ -82,9 +89,11 @@ def worker(backbone, impl, size, repeats, bf16, backward):
         return None
     model, run = built
     model.train(backward)
-    x = torch.randn(1, 3, *size)
+    x = torch.randn(batch, 3, *size)
     macs = float('nan') if backward else count_macs(model.eval(), x)['total']
     model.train(backward)
+    if compiled:
+        run = torch.compile(run)
     autocast = (torch.autocast('cpu', dtype=torch.bfloat16) if bf16
                 else contextlib.nullcontext())
     grad = contextlib.nullcontext() if backward else torch.inference_mode()
@@ -95,7 +104,11 @@ def worker(backbone, impl, size, repeats, bf16, backward):
             sum(o.float().square().mean() for o in outs).backward()
 
     with grad, autocast:
-        step()  # warm-up at the measured size (timm's relative positions are cached then)
+        # Warm-up at the measured size (timm's relative positions are cached then; a
+        # compiled model compiles here).
+        start = time.perf_counter()
+        step()
+        first_s = time.perf_counter() - start
         model.zero_grad(set_to_none=True)
         reset_peak_memory(x.device)  # the peak-RSS counter starts at the current RSS
         base_kb = proc_status_kb('VmRSS')
@@ -106,18 +119,24 @@ def worker(backbone, impl, size, repeats, bf16, backward):
             times.append(time.perf_counter() - t)
             model.zero_grad(set_to_none=True)
     peak_kb = proc_status_kb('VmHWM')
-    return dict(impl=impl, size=size, bf16=bf16, latency_s=statistics.median(times),
+    latency = statistics.median(times)
+    return dict(impl=impl, size=size, bf16=bf16, compiled=compiled, latency_s=latency,
+                compile_s=first_s - latency if compiled else None,
                 peak_rss_gb=peak_kb / 1e6, forward_extra_gb=(peak_kb - base_kb) / 1e6,
                 gmacs=macs / 1e9)
 
 
-def run_worker(impl, size, args, bf16=False):
+def run_worker(impl, size, args, bf16=False, compiled=False):
     cmd = [sys.executable, __file__, '--worker', impl, f'{size[0]}x{size[1]}',
            '--backbone', args.backbone, '--repeats', str(args.repeats),
-           '--threads', str(args.threads)]
-    cmd += ['--bf16'] * bf16 + ['--backward'] * args.backward
+           '--threads', str(args.threads), '--batch', str(args.batch)]
+    cmd += ['--bf16'] * bf16 + ['--backward'] * args.backward + ['--compile'] * compiled
     cmd += [item for module in args.imports for item in ('--import', module)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory() as cache:
+        if compiled:  # a cold compile: no kernels from an earlier run
+            env['TORCHINDUCTOR_CACHE_DIR'] = cache
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -137,6 +156,7 @@ def main():
                         metavar='MODULE', help='a module that registers more backbones')
     parser.add_argument('--backbone', help='a registered backbone (default: the first)')
     parser.add_argument('--sizes', nargs='+', default=['224x224', '512x512', '800x1344'])
+    parser.add_argument('--batch', type=int, default=1, help='images per pass')
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--skip-peer', '--skip-hf', action='store_true',
@@ -144,6 +164,8 @@ def main():
     parser.add_argument('--bf16', action='store_true', help='add a bf16-autocast cvt_dense row')
     parser.add_argument('--backward', action='store_true',
                         help='time forward + backward (training mode) instead of inference')
+    parser.add_argument('--compile', action='store_true',
+                        help='add a torch.compile (inductor) cvt_dense row and its compile time')
     parser.add_argument('--worker', nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     names = import_backbones(args.imports)
@@ -156,7 +178,7 @@ def main():
     if args.worker:
         impl, size = args.worker
         print(json.dumps(worker(args.backbone, impl, parse_size(size), args.repeats, args.bf16,
-                                args.backward)))
+                                args.backward, args.batch, args.compile)))
         return
 
     from cvt_dense.models import get_backbone
@@ -164,32 +186,37 @@ def main():
     peer_info = get_backbone(args.backbone).peer
     peer = peer_info.name if peer_info else None
     mode = 'forward + backward' if args.backward else 'inference'
-    print(f'{args.backbone} vs {peer or "no peer"}, {mode}; torch {torch.__version__}, {args.threads} '
-          f'threads, fp32 matmul {flops:.0f} GFLOP/s')
-    print(f'{"size":>9} {"impl":>16} {"latency s":>10} {"peak RSS GB":>12} '
-          f'{"fwd extra GB":>13} {"GMACs":>8} {"GFLOP/s":>8} {"x roofline":>10}')
+    print(f'{args.backbone} vs {peer or "no peer"}, {mode}, batch {args.batch}; torch '
+          f'{torch.__version__}, {args.threads} threads, fp32 matmul {flops:.0f} GFLOP/s')
+    print(f'{"size":>9} {"impl":>18} {"latency s":>10} {"peak RSS GB":>12} '
+          f'{"fwd extra GB":>13} {"GMACs":>8} {"GFLOP/s":>8} {"x roofline":>10}'
+          + f' {"compile s":>10}' * args.compile)
     for text in args.sizes:
         size = parse_size(text)
         rows = [run_worker(OURS, size, args)]
         if args.bf16:
             rows.append(run_worker(OURS, size, args, bf16=True))
+        if args.compile:
+            rows.append(run_worker(OURS, size, args, compiled=True))
         if not args.skip_peer and peer is not None:
             row = run_worker(peer, size, args)
             if row is None:
-                print(f'{text:>9} {peer:>16} cannot run this size')
+                print(f'{text:>9} {peer:>18} cannot run this size')
             else:
                 rows.append(row)
         for r in rows:
-            name = r['impl'] + (' bf16' if r['bf16'] else '')
+            name = r['impl'] + ' bf16' * r['bf16'] + ' compiled' * r['compiled']
             rates = f'{"-":>8} {"-":>8} {"-":>10}'  # MACs are counted for inference only
             if not args.backward:
                 rates = (f'{r["gmacs"]:>8.1f} {2 * r["gmacs"] / r["latency_s"]:>8.0f} '
                          f'{r["latency_s"] / (2 * r["gmacs"] / flops):>10.2f}')
-            print(f'{text:>9} {name:>16} {r["latency_s"]:>10.3f} {r["peak_rss_gb"]:>12.2f} '
-                  f'{r["forward_extra_gb"]:>13.3f} {rates}')
+            compile_time = '' if not args.compile else (
+                f' {r["compile_s"]:>10.1f}' if r['compiled'] else f' {"-":>10}')
+            print(f'{text:>9} {name:>18} {r["latency_s"]:>10.3f} {r["peak_rss_gb"]:>12.2f} '
+                  f'{r["forward_extra_gb"]:>13.3f} {rates}{compile_time}')
         if rows[-1]['impl'] == peer:
             ours, theirs = rows[0], rows[-1]
-            print(f'{text:>9} {"ratio":>16} speed-up '
+            print(f'{text:>9} {"ratio":>18} speed-up '
                   f'{theirs["latency_s"] / ours["latency_s"]:.1f}x, peak RSS '
                   f'{ours["peak_rss_gb"] / theirs["peak_rss_gb"]:.3f} of {peer}, fwd extra '
                   f'{ours["forward_extra_gb"] / max(theirs["forward_extra_gb"], 1e-9):.3f}')

@@ -8,12 +8,14 @@ _ONEDNN_ACTS = {None: 'none', 'silu': 'swish'}
 
 
 def _use_onednn(*tensors) -> bool:
-    if ONEDNN_LINEAR is None or not torch.backends.mkldnn.is_available():
+    # Compilers and exporters get the standard op: inductor does this fusion itself, and
+    # ONNX has no mkldnn op. is_compiling() comes first: under dynamo (torch.compile,
+    # torch.export) every check after it is skipped, and mkldnn.is_available() is a
+    # function dynamo refuses to trace (a graph break at every linear).
+    if torch.compiler.is_compiling() or torch.jit.is_tracing() \
+            or torch.onnx.is_in_onnx_export():
         return False
-    # Exporters and compilers get the standard op: ONNX has no mkldnn op, and inductor
-    # does this fusion itself.
-    if (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-            or torch.compiler.is_compiling()):
+    if ONEDNN_LINEAR is None or not torch.backends.mkldnn.is_available():
         return False
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return False

@@ -100,8 +100,9 @@ def resample_tokens_bicubic_aa(pos_embed: torch.Tensor, old_size: Grid,
     antialiased bicubic interpolation, as two matrix products.
 
     Numerically the same as timm's ``resample_abs_pos_embed`` (``F.interpolate`` with
-    ``antialias=True``), but made of ops every exporter knows: ONNX has no antialiased
-    bicubic resize. ``new_size`` may hold traced sizes (dynamic ONNX axes).
+    ``antialias=True``), but made of ops the legacy TorchScript ONNX exporter knows (it
+    has no antialiased bicubic resize at any opset; the dynamo exporter does, at opset 18).
+    ``new_size`` may hold traced sizes (dynamic ONNX axes).
     """
     rows = _bicubic_aa_weights(old_size[0], new_size[0], pos_embed)
     cols = _bicubic_aa_weights(old_size[1], new_size[1], pos_embed)

@@ -5,12 +5,25 @@
 ``test_contract.py`` does so for every registered backbone, so a new backbone is covered by
 being registered; ``test_third_backbone.py`` does it for one written inside the test.
 """
+import contextlib
+import inspect
 import math
 
 import pytest
 import torch
+from torch._dynamo.testing import CompileCounter
+from torch.export import Dim
 
 from cvt_dense.models.backbones import BackboneInfo
+
+# Odd, non-square and different from each other: a graph that baked in a size, a padding
+# or a grid would recompile on, or disagree at, the next one.
+COMPILE_SIZES = [(64, 96), (75, 101), (97, 61)]
+
+
+def inference_unless(train: bool):
+    """``torch.no_grad()`` for eval-mode runs (inference, where the fused CPU paths apply)."""
+    return contextlib.nullcontext() if train else torch.no_grad()
 
 
 def build(info: BackboneInfo, **overrides):
@@ -201,3 +214,63 @@ class BackboneContract:
             expected = (spatial * distance).sum((-1, -2)).mean(0) / spatial.shape[2]
             torch.testing.assert_close(layer.content, expected, rtol=1e-5, atol=0)
             assert torch.isfinite(layer.nonlocality).all() and (layer.nonlocality > 0).all()
+
+    @pytest.mark.parametrize('train', [False, True], ids=['eval', 'train'])
+    @pytest.mark.parametrize('bf16', [False, True], ids=['fp32', 'bf16'])
+    def test_dynamo_sees_one_graph_without_breaks(self, backbone, train, bf16):
+        """torch.compile and torch.export need the whole forward as one graph: a graph
+        break (an untraceable call) splits it, and every piece compiles on its own."""
+        torch._dynamo.reset()
+        model = build(backbone).train(train)
+        autocast = (torch.autocast('cpu', dtype=torch.bfloat16) if bf16
+                    else contextlib.nullcontext())
+        with autocast, inference_unless(train):
+            explanation = torch._dynamo.explain(model)(torch.randn(2, 3, *COMPILE_SIZES[0]))
+        assert explanation.graph_break_count == 0, explanation.break_reasons
+        assert explanation.graph_count == 1
+
+    @pytest.mark.parametrize('train', [False, True], ids=['eval', 'train'])
+    def test_dynamic_compile_serves_every_size_without_recompiling(self, backbone, train):
+        """With dynamic H and W one compiled graph runs all sizes (strided convs, padding,
+        resampled position embeddings and positional factors traced symbolically), and
+        its outputs and gradients are eager's."""
+        torch._dynamo.reset()
+        # Stochastic depth where the backbone has it: each block then has its own rate,
+        # which must be a constant of the one graph, not a reason to recompile per block.
+        overrides = ({'drop_path_rate': 0.1} if train and 'drop_path_rate'
+                     in inspect.signature(backbone.cls).parameters else {})
+        model = build(backbone, **overrides).train(train)
+        params = [p for p in model.parameters() if p.requires_grad]
+        counter = CompileCounter()
+        compiled = torch.compile(model, backend=counter, dynamic=True, fullgraph=True)
+        for size in COMPILE_SIZES:
+            x = torch.randn(2, 3, *size)
+            results = []
+            for run in (compiled, model):
+                torch.manual_seed(1)  # the same dropout / drop-path draws in both runs
+                with inference_unless(train):
+                    outs = run(x)
+                grads = (torch.autograd.grad(sum(o.square().mean() for o in outs), params,
+                                             allow_unused=True) if train else ())
+                results.append((outs, grads))
+            (outs, grads), (expected, expected_grads) = results
+            for out, ref in zip(outs, expected, strict=True):
+                # Eager inference may take the fused oneDNN linear, compiled F.linear.
+                torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+            for grad, ref in zip(grads, expected_grads, strict=True):
+                torch.testing.assert_close(grad, ref)
+        assert counter.frame_count == 1, f'{counter.frame_count} compilations for 3 sizes'
+
+    def test_export_with_dynamic_sizes_matches_eager(self, backbone):
+        """torch.export with dynamic batch, H and W: one program that agrees with eager at
+        other sizes, a single odd non-square image among them."""
+        model = build(backbone).eval()
+        example = torch.randn(2, 3, *COMPILE_SIZES[0])
+        dynamic = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}
+        program = torch.export.export(model, (example,), dynamic_shapes=(dynamic,)).module()
+        for batch, size in zip((1, 3), COMPILE_SIZES[1:]):
+            x = torch.randn(batch, 3, *size)
+            with torch.no_grad():
+                for out, ref in zip(program(x), model(x), strict=True):
+                    assert out.shape == ref.shape
+                    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)

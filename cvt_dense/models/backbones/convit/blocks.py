@@ -62,9 +62,15 @@ def positional_attention(v: torch.Tensor, pos_weight: torch.Tensor, hw: Grid) ->
     height, width = hw
     batch, heads, _, dim = v.shape
     p_y, p_x = positional_attention_factors(pos_weight.to(v.dtype), hw)
-    # Mix along x within each row: (1, h, 1, W, W) @ (B, h, H, W, d).
-    rows = torch.matmul(p_x.unsqueeze(1), v.reshape(batch, heads, height, width, dim))
-    # Mix along y, all columns at once: (1, h, H, H) @ (B, h, H, W*d).
+    # The factors are expanded to the batch and copied, as matmul's broadcasting would copy
+    # them anyway; left to matmul, the broadcast (stride-0) batch makes torch.export assume
+    # a batch size other than 1 (a view-or-copy choice), and the exported graph refuses a
+    # single image.
+    p_x = p_x.unsqueeze(1).expand(batch, heads, height, width, width).contiguous()
+    p_y = p_y.expand(batch, heads, height, height).contiguous()
+    # Mix along x within each row: (B, h, H, W, W) @ (B, h, H, W, d).
+    rows = torch.matmul(p_x, v.reshape(batch, heads, height, width, dim))
+    # Mix along y, all columns at once: (B, h, H, H) @ (B, h, H, W*d).
     out = torch.matmul(p_y, rows.reshape(batch, heads, height, width * dim))
     return out.reshape(batch, heads, height * width, dim)
 

@@ -140,7 +140,10 @@ class ConViT(DenseBackbone):
     def _levels(self, x: torch.Tensor, needed: int):
         x = self.patch_embed(x)  # (B, H, W, C)
         hw = (x.shape[1], x.shape[2])
-        if torch.onnx.is_in_onnx_export():  # ONNX has no antialiased bicubic resize
+        if torch.onnx.is_in_onnx_export() and not torch.compiler.is_compiling():
+            # The legacy TorchScript exporter (mmdeploy's) has no antialiased bicubic
+            # resize at any opset. torch.export and the dynamo exporter take timm's
+            # F.interpolate below (an ONNX Resize with antialias, opset 18).
             pos_embed = resample_tokens_bicubic_aa(self.pos_embed, self.pos_embed_grid, hw)
         else:
             pos_embed = resample_abs_pos_embed(self.pos_embed, new_size=hw,
