@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 from tools_e2e import (DET_CONFIG, DET_TINY, REPO, SEG_CONFIG, SEG_TINY, TOOLS, TRAIN_ONLY,
-                       free_port, python_tool, run_log, run_tool, tool_env)
+                       free_port, python_tool, run_and_signal, run_log, run_tool, tool_env)
 
 SEG_ITERS = 8
 DET_EPOCHS = 3  # 4 images, 2 per batch: 2 iterations per epoch
@@ -22,7 +22,6 @@ SEG_ARGS = [*SEG_TINY, *TRAIN_ONLY, *DETERMINISTIC, f'train_cfg.max_iters={SEG_I
 DET_ARGS = [*DET_TINY, *TRAIN_ONLY, *DETERMINISTIC, f'train_cfg.max_epochs={DET_EPOCHS}',
             f'default_hooks.checkpoint.interval={DET_EPOCHS}']
 WORKERS = ['train_dataloader.num_workers=2']  # the reference runs load in the main process
-TRAIN_LINE = re.compile(r'(Iter|Epoch)\(train\)')
 
 
 def with_faults(config, workspace) -> str:
@@ -48,26 +47,10 @@ def train(config, work_dir, args, cwd, resume=False):
 
 
 def train_and_signal(config, work_dir, args, cwd, after_lines, signum, resume=False):
-    """Start a training run, send ``signum`` once it has logged ``after_lines`` training
-    iterations, wait for it; return (exit status, output). The run has a process group of
-    its own (faults may signal the whole group)."""
-    cmd = [str(c) for c in python_tool('train.py', config, '--work-dir', work_dir,
-                                       *(['--resume'] if resume else []),
-                                       '--cfg-options', *args)]
-    proc = subprocess.Popen(cmd, cwd=cwd, env=fault_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines, seen = [], 0
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            if TRAIN_LINE.search(line):
-                seen += 1
-                if seen == after_lines:
-                    proc.send_signal(signum)
-        proc.wait(timeout=240)
-    finally:
-        proc.kill()
-    return proc.returncode, ''.join(lines)
+    """tools/train.py, sent ``signum`` after ``after_lines`` iterations (run_and_signal)."""
+    cmd = python_tool('train.py', config, '--work-dir', work_dir,
+                      *(['--resume'] if resume else []), '--cfg-options', *args)
+    return run_and_signal(cmd, cwd, fault_env(), after_lines, signum)
 
 
 def final_weights(work_dir, name):
