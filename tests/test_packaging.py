@@ -206,7 +206,8 @@ def test_installed_tools_train_and_test_as_mim_runs_them(installed, tmp_path):
             'model.auxiliary_head.in_channels=64', 'model.auxiliary_head.channels=16']
     env = dict(offline_env(), OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
     run(python, mim / 'tools' / 'train.py', config, '--launcher', 'none', '--work-dir',
-        tmp_path / 'run', '--cfg-options', *tiny, 'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2', 'val_cfg=None',
+        tmp_path / 'run', '--cfg-options', *tiny, 'train_cfg.max_iters=2',
+        'default_hooks.checkpoint.interval=2', 'val_cfg=None',
         'val_dataloader=None', 'val_evaluator=None', cwd=tmp_path, env=env)
     assert (tmp_path / 'run' / 'iter_2.pth').is_file()
     out = run(python, mim / 'tools' / 'test.py', config, tmp_path / 'run' / 'iter_2.pth',

@@ -15,7 +15,6 @@ import hashlib
 import os
 import sys
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -91,13 +90,14 @@ def fetch(source: str, sha256: Optional[str] = None, cache_dir: Optional[PathLik
     expected = _normalise_sha256(sha256)
     from mmengine.dist import barrier, get_dist_info
     rank, world_size = get_dist_info()
-    if rank == 0:
-        path = _fetch_once(source, expected, cache_dir, progress)
-    if world_size > 1:
-        barrier()
     if rank > 0:
-        path = _fetch_once(source, expected, cache_dir, progress)
-    return path
+        barrier()  # until rank 0 has the file (or has failed)
+        return _fetch_once(source, expected, cache_dir, progress)
+    try:
+        return _fetch_once(source, expected, cache_dir, progress)
+    finally:
+        if world_size > 1:
+            barrier()  # reached on failure too: the other ranks must not wait forever
 
 
 def _fetch_once(source: str, expected: Optional[str], cache_dir: Optional[PathLike],

@@ -98,7 +98,8 @@ def test_same_base_name_gives_two_cached_files(server, tmp_path):
     server.files['/microsoft/cvt-13/model.pth'] = checkpoint_bytes(tmp_path, 13.)
     server.files['/microsoft/cvt-21/model.pth'] = checkpoint_bytes(tmp_path, 21.)
     cache = tmp_path / 'cache'
-    url13, url21 = server.url('/microsoft/cvt-13/model.pth'), server.url('/microsoft/cvt-21/model.pth')
+    url13 = server.url('/microsoft/cvt-13/model.pth')
+    url21 = server.url('/microsoft/cvt-21/model.pth')
     assert read_checkpoint(url13, cache_dir=cache)['weight'][0] == 13.
     assert read_checkpoint(url21, cache_dir=cache)['weight'][0] == 21.
     cached = files_under(cache)
