@@ -32,7 +32,6 @@ model = dict(
         batch_augments=[dict(type='BatchFixedSizePad', size=image_size, pad_mask=True)]),
     backbone=dict(
         arch='convit-small',
-        pretrain_img_size=224,
         drop_path_rate=0.1,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     neck=dict(in_channels=432, norm_cfg=norm_cfg),
