@@ -24,18 +24,20 @@ def read_version():
 
 
 class BuildWithConfigs(build_py):
-    """Also copy every file under ``configs/`` into the package as ``cvt_dense/.mim/configs``
-    (OpenMMLab's layout), so that wheels carry them. Editable installs read the source
-    tree's ``configs/`` instead (see ``cvt_dense/config_files.py``)."""
+    """Also copy ``configs/`` and ``tools/`` into the package as ``cvt_dense/.mim/configs``
+    and ``cvt_dense/.mim/tools`` (OpenMMLab's layout, where ``mim train cvt_dense CONFIG``
+    finds them), so that wheels carry them. Editable installs read the source tree's
+    ``configs/`` instead (see ``cvt_dense/config_files.py``)."""
 
     def run(self):
         super().run()
         if getattr(self, 'editable_mode', False):
             return
-        target = Path(self.build_lib) / 'cvt_dense' / '.mim' / 'configs'
-        shutil.rmtree(target, ignore_errors=True)  # no stale files from an earlier build
-        shutil.copytree(HERE / 'configs', target,
-                        ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+        for folder in ('configs', 'tools'):
+            target = Path(self.build_lib) / 'cvt_dense' / '.mim' / folder
+            shutil.rmtree(target, ignore_errors=True)  # no stale files from an earlier build
+            shutil.copytree(HERE / folder, target,
+                            ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
 
 
 setup(

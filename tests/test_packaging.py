@@ -130,20 +130,27 @@ def test_wheel_metadata_declares_ranges_and_extras(wheel):
     assert all(s.operator != '==' for r in requires for s in r.specifier)
 
 
-def test_wheel_carries_every_config(wheel):
+@pytest.mark.parametrize('folder', ['configs', 'tools'])
+def test_wheel_carries_every_config_and_tool(wheel, folder):
+    """In OpenMMLab's layout, where ``mim train cvt_dense CONFIG`` looks for them."""
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-    expected = {f'cvt_dense/.mim/configs/{p.relative_to(CONFIG_DIR).as_posix()}'
-                for p in CONFIG_DIR.rglob('*') if p.is_file() and '__pycache__' not in p.parts}
-    assert any('/_base_/' in n for n in expected) and any('/demo/' in n for n in expected)
+    source = REPO / folder
+    expected = {f'cvt_dense/.mim/{folder}/{p.relative_to(source).as_posix()}'
+                for p in source.rglob('*') if p.is_file() and '__pycache__' not in p.parts}
+    if folder == 'configs':
+        assert any('/_base_/' in n for n in expected) and any('/demo/' in n for n in expected)
+    else:
+        assert {'cvt_dense/.mim/tools/train.py', 'cvt_dense/.mim/tools/test.py'} <= expected
     assert expected <= names, sorted(expected - names)
     assert not any(n.startswith(('configs/', 'tests/', 'tools/')) for n in names)
 
 
-def test_installed_wheel_builds_a_model_from_its_config(wheel, tmp_path):
-    """A venv that sees this environment's packages but not the source tree: cvt_dense and
-    the config both come from the installed wheel."""
-    venv = tmp_path / 'venv'
+@pytest.fixture(scope='module')
+def installed(wheel, tmp_path_factory):
+    """A venv that sees this environment's packages but not the source tree, with the
+    wheel installed: (its python, its site-packages)."""
+    venv = tmp_path_factory.mktemp('installed') / 'venv'
     run(sys.executable, '-m', 'venv', '--without-pip', venv)
     python = venv / 'bin' / 'python'
     venv_site = Path(run(python, '-c', 'import sysconfig; print(sysconfig.get_path("purelib"))')
@@ -153,6 +160,12 @@ def test_installed_wheel_builds_a_model_from_its_config(wheel, tmp_path):
     (venv_site / 'project_env.pth').write_text('\n'.join(site.getsitepackages()) + '\n')
     run(python, '-m', 'pip', '--disable-pip-version-check', 'install', '--no-deps',
         '--no-index', '--ignore-installed', wheel, env=offline_env())
+    return python, venv_site
+
+
+def test_installed_wheel_builds_a_model_from_its_config(installed, tmp_path):
+    """cvt_dense and the config both come from the installed wheel."""
+    python, venv_site = installed
     script = '''
 import json
 import cvt_dense
@@ -175,6 +188,32 @@ print(json.dumps(dict(package=cvt_dense.__file__, config=path,
     assert config == (installed / '.mim' / 'configs' / 'maskrcnn_cvt13_coco.py').resolve()
     assert config.read_text() == (CONFIG_DIR / 'maskrcnn_cvt13_coco.py').read_text()
     assert (report['model'], report['backbone']) == ('MaskRCNN', 'CvT')
+
+
+def test_installed_tools_train_and_test_as_mim_runs_them(installed, tmp_path):
+    """``mim train cvt_dense upernet_cvt13_shapes.py`` finds the config and the tool in
+    ``<site-packages>/cvt_dense/.mim`` and runs ``python .mim/tools/train.py CONFIG
+    --launcher none ...`` (openmim 0.3.9's command; ``mim test`` likewise with test.py).
+    Those commands, on 2 iterations of a tiny model."""
+    from cvt_dense.datasets import generate_shapes
+    python, venv_site = installed
+    mim = venv_site / 'cvt_dense' / '.mim'
+    config = mim / 'configs' / 'demo' / 'upernet_cvt13_shapes.py'
+    generate_shapes(tmp_path / 'data' / 'shapes', num_train=2, num_val=1, seed=0, verbose=False)
+    tiny = ['model.backbone.arch._delete_=True', 'model.backbone.arch.embed_dims=[16,32,64]',
+            'model.backbone.arch.num_heads=[1,1,2]', 'model.backbone.arch.depths=[1,1,1]',
+            'model.decode_head.in_channels=[16,32,64]', 'model.decode_head.channels=16',
+            'model.auxiliary_head.in_channels=64', 'model.auxiliary_head.channels=16']
+    env = dict(offline_env(), OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    run(python, mim / 'tools' / 'train.py', config, '--launcher', 'none', '--work-dir',
+        tmp_path / 'run', '--cfg-options', *tiny, 'train_cfg.max_iters=2',
+        'default_hooks.checkpoint.interval=2', 'val_cfg=None',
+        'val_dataloader=None', 'val_evaluator=None', cwd=tmp_path, env=env)
+    assert (tmp_path / 'run' / 'iter_2.pth').is_file()
+    out = run(python, mim / 'tools' / 'test.py', config, tmp_path / 'run' / 'iter_2.pth',
+              '--launcher', 'none', '--work-dir', tmp_path / 'test', '--cfg-options', *tiny,
+              cwd=tmp_path, env=env)
+    assert 'metrics: {"aAcc": ' in out
 
 
 @pytest.fixture

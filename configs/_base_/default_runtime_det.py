@@ -31,3 +31,10 @@ log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
 load_from = None
 resume = False
+
+# tools/test.py --tta: merges the views of tta_pipeline (configs/_base_/datasets/) with
+# mmdet's DetTTAModel rule (class-wise NMS of the pooled boxes) and keeps each survivor's
+# mask; mmdet 3.3's DetTTAModel refuses masks (cvt_dense/tta.py).
+tta_model = dict(
+    type='InstanceSegTTAModel',
+    tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))

@@ -31,6 +31,20 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# tools/test.py --tta: mmseg's multi-scale + flip test (configs/_base_/datasets/ade20k.py),
+# scales relative to each image's own size.
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug',
+         transforms=[
+             [dict(type='Resize', scale_factor=r, keep_ratio=True)
+              for r in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)],
+             [dict(type='RandomFlip', prob=0., direction='horizontal'),
+              dict(type='RandomFlip', prob=1., direction='horizontal')],
+             [dict(type='LoadAnnotations')],
+             [dict(type='PackSegInputs')],
+         ]),
+]
 dataset_type = 'BaseSegDataset'
 metainfo = dict(classes=classes, palette=palette)
 train_dataloader = dict(

@@ -6,24 +6,20 @@ plain containers. A file that needs arbitrary unpickling (e.g. it stores an
 ``allow_pickle=True``, because unpickling can execute code from the file.
 """
 import json
-import os
 import pickle
 import re
-import urllib.parse
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional
 
 import torch
 
 from .checkpoint_safety import mmengine_checkpoints_allowed
+from .download import PathLike, fetch, is_remote, verify_sha256
 from .errors import CheckpointError, PickleNotAllowedError
-
-PathLike = Union[str, os.PathLike]
 
 # Weight files of a Hugging Face model directory, in order of preference.
 HF_WEIGHT_FILES = ('model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin',
                    'pytorch_model.bin.index.json')
-URL_SCHEMES = ('http://', 'https://', 'file://')
 
 _ZIP_MAGIC = b'PK\x03\x04'
 _PICKLE_PROTO = 0x80  # first byte of a pickle stream with protocol >= 2 (legacy torch.save)
@@ -31,33 +27,40 @@ _PICKLE_OPT_IN = ('allow_pickle=True in init_cfg (or --allow-pickle for '
                   'tools/convert_weights.py)')
 
 
-def is_url(source: PathLike) -> bool:
-    return isinstance(source, str) and source.startswith(URL_SCHEMES)
-
-
-def read_checkpoint(source: PathLike, map_location: Any = 'cpu',
-                    allow_pickle: bool = False) -> Dict[str, Any]:
+def read_checkpoint(source: PathLike, map_location: Any = 'cpu', allow_pickle: bool = False,
+                    sha256: Optional[str] = None,
+                    cache_dir: Optional[PathLike] = None) -> Dict[str, Any]:
     """Read a checkpoint into a dict without converting its keys.
 
     Args:
         source (str | PathLike): A ``.pth``/``.bin`` torch file, a ``.safetensors`` file, a
             Hugging Face model directory (``model.safetensors`` is preferred over
-            ``pytorch_model.bin``; sharded ``*.index.json`` checkpoints work too) or an
-            ``http(s)://``/``file://`` URL, downloaded once into torch's hub cache.
+            ``pytorch_model.bin``; sharded ``*.index.json`` checkpoints work too), an
+            ``http(s)://``/``file://`` URL or an ``hf://OWNER/REPO[/FILE]`` hub id,
+            downloaded once into a cache (see :mod:`cvt_dense.weights.download`).
         map_location: Where to put the tensors, as for ``torch.load``. Defaults to 'cpu'.
         allow_pickle (bool): Fall back to full unpickling (``weights_only=False``) for files
             that store Python objects besides tensors. Only for trusted files.
+        sha256 (str, optional): Expected sha256 of the file (or a prefix of at least 8 hex
+            digits); checked for downloads and local files alike.
+        cache_dir (PathLike, optional): Download cache (default: torch's hub dir).
 
     Returns:
         dict: The raw content, possibly wrapped (``{'state_dict': ...}``).
 
     Raises:
         CheckpointError: The path is missing, empty, truncated, not a checkpoint, or a
-            directory without weights; the message names the path and the problem.
+            directory without weights, a download failed, or the sha256 differs; the message
+            names the path or URL and the problem.
         PickleNotAllowedError: The file needs arbitrary unpickling and ``allow_pickle`` is
             False.
     """
-    path = _download(source) if is_url(source) else Path(source).expanduser()
+    if is_remote(source):
+        path = fetch(source, sha256=sha256, cache_dir=cache_dir)
+    else:
+        path = Path(source).expanduser()
+        if sha256 is not None:  # before anything is unpickled from the file
+            verify_sha256(path, sha256)
     if path.is_dir():
         return _read_hf_dir(path, map_location, allow_pickle)
     content = _read_file(path, map_location, allow_pickle)
@@ -66,22 +69,6 @@ def read_checkpoint(source: PathLike, map_location: Any = 'cpu',
                               f'{type(content).__module__}.{type(content).__name__}; save '
                               f'model.state_dict() rather than the model object')
     return content
-
-
-def _download(url: str) -> Path:
-    """Fetch ``url`` into ``<torch hub dir>/checkpoints`` unless already there."""
-    name = os.path.basename(urllib.parse.urlparse(url).path)
-    if not name:
-        raise CheckpointError(f'{url}: the URL does not end in a file name')
-    dst = Path(torch.hub.get_dir()) / 'checkpoints' / name
-    if not dst.is_file():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(url, str(dst), progress=False)
-        except Exception as e:  # noqa: BLE001 - any network/IO failure gets the same report
-            raise CheckpointError(f'{url}: download failed ({type(e).__name__}: {e}); '
-                                  f'download it by hand and pass the local path') from e
-    return dst
 
 
 def _read_hf_dir(path: Path, map_location: Any, allow_pickle: bool) -> Dict[str, Any]:

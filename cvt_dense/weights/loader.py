@@ -68,7 +68,8 @@ class LoadReport:
 def load_pretrained(model: nn.Module, checkpoint: Union[PathLike, Mapping],
                     allow_partial: bool = False, allow_pickle: bool = False,
                     map_location: Any = 'cpu', prefix: Optional[str] = None,
-                    spec: Optional[CheckpointSpec] = None, **ignored_mm_keys) -> LoadReport:
+                    spec: Optional[CheckpointSpec] = None, sha256: Optional[str] = None,
+                    **ignored_mm_keys) -> LoadReport:
     """Load ImageNet (or our own) backbone weights into ``model`` and log what happened.
 
     The checkpoint's format is detected from its keys (e.g. official release, Hugging Face,
@@ -78,8 +79,9 @@ def load_pretrained(model: nn.Module, checkpoint: Union[PathLike, Mapping],
 
     Args:
         model (nn.Module): A backbone, e.g. :class:`~cvt_dense.models.CvT`.
-        checkpoint (str | PathLike | Mapping): File, Hugging Face model directory, URL, or
-            an already loaded checkpoint dict.
+        checkpoint (str | PathLike | Mapping): File, Hugging Face model directory, URL
+            (downloaded once into a cache), ``hf://OWNER/REPO[/FILE]`` hub id, or an already
+            loaded checkpoint dict.
         allow_partial (bool): Load the tensors that fit and only warn about missing,
             unexpected and mismatched ones. Defaults to False (they are an error).
         allow_pickle (bool): Allow full unpickling for trusted files that store Python
@@ -89,6 +91,9 @@ def load_pretrained(model: nn.Module, checkpoint: Union[PathLike, Mapping],
             automatically when present).
         spec (CheckpointSpec, optional): The backbone's checkpoint description. Defaults
             to ``model.checkpoint_spec``.
+        sha256 (str, optional): Expected sha256 of the checkpoint file (full digest or a
+            prefix of at least 8 hex digits), e.g.
+            ``init_cfg=dict(type='Pretrained', checkpoint=URL, sha256='...')``.
         **ignored_mm_keys: Other ``init_cfg`` keys; logged and ignored.
 
     Returns:
@@ -105,9 +110,12 @@ def load_pretrained(model: nn.Module, checkpoint: Union[PathLike, Mapping],
         MMLogger.get_current_instance().warning(
             f'load_pretrained: ignoring unknown init_cfg keys {sorted(ignored_mm_keys)}')
     if isinstance(checkpoint, Mapping):
+        if sha256 is not None:
+            raise ValueError('sha256 needs a checkpoint file, not an in-memory dict')
         return load_checkpoint_dict(model, checkpoint, allow_partial=allow_partial,
                                     prefix=prefix, spec=spec)
-    raw = read_checkpoint(checkpoint, map_location=map_location, allow_pickle=allow_pickle)
+    raw = read_checkpoint(checkpoint, map_location=map_location, allow_pickle=allow_pickle,
+                          sha256=sha256)
     return load_checkpoint_dict(model, raw, source=str(checkpoint),
                                 allow_partial=allow_partial, prefix=prefix, spec=spec)
 

@@ -1,11 +1,11 @@
 """Helpers of the long-run tests: the demo configs shrunk to seconds, runs of
 ``tools/train.py`` with the fault-injection hooks, and weight comparisons."""
 import os
-import re
 import subprocess
 
 import torch
-from tools_e2e import DET_TINY, REPO, SEG_TINY, TRAIN_ONLY, python_tool, run_tool, tool_env
+from tools_e2e import (DET_TINY, REPO, SEG_TINY, TRAIN_ONLY, python_tool, run_tool, signal_after,
+                       tool_env)
 
 SEG_ITERS = 8
 DET_EPOCHS = 3  # 4 images, 2 per batch: 2 iterations per epoch
@@ -14,7 +14,6 @@ SEG_ARGS = [*SEG_TINY, *TRAIN_ONLY, *DETERMINISTIC, f'train_cfg.max_iters={SEG_I
             f'default_hooks.checkpoint.interval={SEG_ITERS}']
 DET_ARGS = [*DET_TINY, *TRAIN_ONLY, *DETERMINISTIC, f'train_cfg.max_epochs={DET_EPOCHS}',
             f'default_hooks.checkpoint.interval={DET_EPOCHS}']
-TRAIN_LINE = re.compile(r'(Iter|Epoch)\(train\)')
 
 
 def with_faults(config, workspace) -> str:
@@ -61,21 +60,9 @@ def train_status(config, work_dir, args, cwd, resume=False, **popen):
 
 
 def train_and_signal(config, work_dir, args, cwd, after_lines, signum, resume=False):
-    """Start a training run, send ``signum`` once it has logged ``after_lines`` training
-    iterations, wait for it; return (exit status, output)."""
-    proc = start_train(config, work_dir, args, cwd, resume)
-    lines, seen = [], 0
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            if TRAIN_LINE.search(line):
-                seen += 1
-                if seen == after_lines:
-                    proc.send_signal(signum)
-        proc.wait(timeout=240)
-    finally:
-        proc.kill()
-    return proc.returncode, ''.join(lines)
+    """tools/train.py, sent ``signum`` after ``after_lines`` training iterations; return
+    (exit status, output)."""
+    return signal_after(start_train(config, work_dir, args, cwd, resume), after_lines, signum)
 
 
 def final_weights(work_dir, name):

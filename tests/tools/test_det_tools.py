@@ -1,11 +1,12 @@
 """tools/train.py, test.py and infer.py on the Mask R-CNN demo config (tiny CvT, CPU)."""
 import pickle
+import subprocess
 
 import numpy as np
 import pytest
 import torch
 from tools_e2e import (DET_CONFIG, DET_TINY, NUM_VAL, TRAIN_ONLY, printed_metrics, python_tool,
-                      run_log, run_tool)
+                       run_log, run_tool, tool_env)
 from PIL import Image
 
 # 4 training images, 2 per batch: 2 iterations per epoch.
@@ -67,6 +68,31 @@ def test_test_tool_metrics_predictions_and_pictures(resumed, workspace):
     assert 'gt_instances' not in preds[0]
     pictures = sorted(p.name for p in (workspace / 'det_pictures').glob('*.png'))
     assert pictures == sorted(p.name for p in (workspace / 'data/shapes/val').glob('*.png'))
+
+
+def test_test_tool_flip_tta_keeps_masks(resumed, workspace):
+    """--tta: the config's flip views through InstanceSegTTAModel (mmdet's DetTTAModel
+    refuses masks), so the segm metric and the masks are there."""
+    out = run_tool(python_tool('test.py', DET_CONFIG, resumed / 'epoch_2.pth', '--tta',
+                               '--work-dir', workspace / 'det_tta', '--out', 'det_tta.pkl',
+                               '--cfg-options', *DET_TINY), cwd=workspace)
+    metrics = printed_metrics(out)
+    assert 0. <= metrics['coco/segm_mAP'] <= 1. and 0. <= metrics['coco/bbox_mAP'] <= 1.
+    assert "type='InstanceSegTTAModel'" in run_log(workspace / 'det_tta')
+    with open(workspace / 'det_tta.pkl', 'rb') as f:
+        preds = pickle.load(f)
+    assert len(preds) == NUM_VAL
+    assert len(preds[0]['pred_instances']['masks']) == len(preds[0]['pred_instances']['bboxes'])
+
+
+def test_test_tool_tta_needs_the_configs_tta_settings(resumed, workspace):
+    config = workspace / 'no_tta.py'
+    config.write_text(f'_base_ = [{DET_CONFIG!r}]\ntta_model = None\n')
+    proc = subprocess.run([str(c) for c in python_tool(
+        'test.py', config, resumed / 'epoch_2.pth', '--tta', '--cfg-options', *DET_TINY)],
+        cwd=workspace, env=tool_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode != 0
+    assert '--tta needs tta_model in the config' in proc.stderr
 
 
 def test_infer_draws_detections(resumed, workspace):

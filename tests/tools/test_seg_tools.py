@@ -81,6 +81,16 @@ def test_test_tool_pickle_output(resumed, workspace):
     assert seg.ndim == 3 and seg.shape[0] == 1 and int(seg.max()) < NUM_CLASSES
 
 
+def test_test_tool_multiscale_flip_tta(resumed, workspace):
+    """--tta: mmseg's SegTTAModel over 6 scales x 2 flips of each image."""
+    out = run_tool(python_tool('test.py', SEG_CONFIG, resumed / 'iter_4.pth', '--tta',
+                               '--work-dir', workspace / 'seg_tta', '--cfg-options', *SEG_TINY),
+                   cwd=workspace)
+    metrics = printed_metrics(out)
+    assert 0. <= metrics['mIoU'] <= 100.
+    assert "type='SegTTAModel'" in run_log(workspace / 'seg_tta')
+
+
 def test_infer_draws_segmentation(resumed, workspace):
     image = workspace / 'data/shapes/val/000002.png'
     out_file = workspace / 'infer_seg.png'

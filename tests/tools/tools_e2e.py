@@ -62,6 +62,35 @@ def run_tool(cmd, cwd, timeout=240, env=None) -> str:
     return proc.stdout
 
 
+TRAIN_LINE = re.compile(r'(Iter|Epoch)\(train\)')
+
+
+def run_and_signal(cmd, cwd, env, after_lines, signum, timeout=240):
+    """Start a training command in a process group of its own (faults may signal the whole
+    group), send ``signum`` once it has logged ``after_lines`` training iterations, wait for
+    it; return (exit status, output)."""
+    proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return signal_after(proc, after_lines, signum, timeout)
+
+
+def signal_after(proc: subprocess.Popen, after_lines, signum, timeout=240):
+    """Send ``signum`` to a started training process once it has logged ``after_lines``
+    training iterations, wait for it; return (exit status, output)."""
+    lines, seen = [], 0
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if TRAIN_LINE.search(line):
+                seen += 1
+                if seen == after_lines:
+                    proc.send_signal(signum)
+        proc.wait(timeout=timeout)
+    finally:
+        proc.kill()
+    return proc.returncode, ''.join(lines)
+
+
 def python_tool(name, *args):
     return [sys.executable, TOOLS / name, *args]
 

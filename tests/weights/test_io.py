@@ -125,22 +125,3 @@ def test_plain_pickle_is_refused_and_not_taken_for_a_checkpoint(tmp_path):
     # Even unpickled it is no torch.save file (torch.load checks its magic number).
     with pytest.raises(CheckpointError, match=r'plain\.pkl: .*not written by torch\.save'):
         read_checkpoint(path, allow_pickle=True)
-
-
-def test_file_url_is_downloaded_to_the_hub_cache(tmp_path, tensors, monkeypatch):
-    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
-    src = tmp_path / 'served' / 'cvt_tiny.pth'
-    src.parent.mkdir()
-    torch.save(tensors, src)
-    assert_same(read_checkpoint(src.as_uri()), tensors)
-    cached = tmp_path / 'torch_home' / 'hub' / 'checkpoints' / 'cvt_tiny.pth'
-    assert cached.is_file()
-    src.unlink()  # the second read comes from the cache
-    assert_same(read_checkpoint(src.as_uri()), tensors)
-
-
-def test_unreachable_url_names_the_url(tmp_path, monkeypatch):
-    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
-    url = (tmp_path / 'missing.pth').as_uri()
-    with pytest.raises(CheckpointError, match=r'missing\.pth: download failed'):
-        read_checkpoint(url)

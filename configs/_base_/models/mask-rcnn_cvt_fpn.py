@@ -2,7 +2,8 @@
 # FPN adds two more with stride-2 3x3 convs on the stride-16 input ('on_input') so that
 # its five outputs have strides 4, 8, 16, 32, 64 = the RPN anchor strides below. The RoI
 # extractors pool from the first four (4..32), as with a ResNet.
-custom_imports = dict(imports=['cvt_dense'], allow_failed_imports=False)
+# cvt_dense.tta: the TTA model of tools/test.py --tta (default_runtime_det.py).
+custom_imports = dict(imports=['cvt_dense', 'cvt_dense.tta'], allow_failed_imports=False)
 
 model = dict(
     type='MaskRCNN',
