@@ -14,7 +14,9 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 INSTALL := $(PIP) install -c requirements/constraints.txt
 STAMP  := $(VENV)/.cvt_dense-installed
-PYTEST_ARGS ?=
+# One pytest worker per core (pytest-xdist), each file on one worker: the module fixtures
+# (tiny datasets, trained models) are made once. PYTEST_ARGS="-n 0" runs in one process.
+PYTEST_ARGS ?= -n auto --dist loadfile
 BACKBONE ?=
 
 # CUDA ops in mmcv only where a CUDA GPU and nvcc are both present. The built wheel is not
