@@ -87,17 +87,40 @@ def allow_mmengine_checkpoints() -> None:
     Idempotent; applied on ``import cvt_dense.runtime``. Does nothing on torch < 2.4 (which
     has no ``add_safe_globals`` and does not default to ``weights_only=True``).
     """
-    add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is not None:
-        add(mmengine_checkpoint_globals())
+    global _allowed_for_the_process
+    if hasattr(torch.serialization, 'add_safe_globals'):
+        _allowed_for_the_process = True
+        _add_missing(mmengine_checkpoint_globals())
 
 
+# Whether allow_mmengine_checkpoints ran: a scoped read ending must not undo it.
+_allowed_for_the_process = False
+
+
+def _add_missing(entries) -> None:
+    """Add to torch's allow-list what it does not hold yet (no duplicates)."""
+    present = torch.serialization.get_safe_globals()
+    torch.serialization.add_safe_globals([e for e in entries if e not in present])
+
+
+@contextlib.contextmanager
 def mmengine_checkpoints_allowed():
     """A context in which ``torch.load(weights_only=True)`` accepts mmengine checkpoint
-    contents, leaving torch's global allow-list as it was (torch >= 2.5; on older torch
-    the allow-list is extended for the process)."""
-    scoped = getattr(torch.serialization, 'safe_globals', None)
-    if scoped is not None:
-        return scoped(mmengine_checkpoint_globals())
-    allow_mmengine_checkpoints()
-    return contextlib.nullcontext()
+    contents, leaving torch's global allow-list as it was (on torch < 2.4 nothing is needed).
+
+    torch's own ``safe_globals`` context is not used: on exit it removes its entries even
+    where the process-wide allow-list (:func:`allow_mmengine_checkpoints`) holds them too,
+    and later mmengine loads (``--resume``, ``tools/test.py``) would then fail.
+    """
+    if not hasattr(torch.serialization, 'add_safe_globals'):
+        yield
+        return
+    before = torch.serialization.get_safe_globals()
+    _add_missing(mmengine_checkpoint_globals())
+    try:
+        yield
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(before)
+        if _allowed_for_the_process:  # applied inside the scope, e.g. by an import there
+            allow_mmengine_checkpoints()

@@ -82,6 +82,18 @@ def test_same_checkpoint_fails_without_the_allow_list(checkpoint, restore_safe_g
     assert torch.load(str(checkpoint))['meta']['iter'] == 4
 
 
+def test_a_scoped_read_keeps_the_process_allow_list(checkpoint, tmp_path, restore_safe_globals):
+    """Reading weights (the loader's scoped allow-list, as for every pretrained init_cfg)
+    must not undo the process-wide one: mmengine's resume comes after init_weights. torch's
+    own ``safe_globals`` context removed the shared entries on exit, and the resume failed."""
+    from cvt_dense.weights import read_checkpoint
+    torch.serialization.clear_safe_globals()
+    allow_mmengine_checkpoints()
+    torch.save({'w': torch.zeros(1)}, tmp_path / 'pretrained.pth')
+    assert read_checkpoint(tmp_path / 'pretrained.pth')['w'].shape == (1, )
+    assert torch.load(str(checkpoint))['meta']['epoch'] == 1  # default weights_only=True
+
+
 def test_resume_continues_iteration_and_optimizer_state(checkpoint, tmp_path):
     first = torch.load(str(checkpoint))
     runner = make_runner(checkpoint.parent, max_epochs=2, name='toy_resumed', resume=True)
