@@ -90,17 +90,11 @@ def allow_mmengine_checkpoints() -> None:
     global _allowed_for_the_process
     if hasattr(torch.serialization, 'add_safe_globals'):
         _allowed_for_the_process = True
-        _add_missing(mmengine_checkpoint_globals())
+        torch.serialization.add_safe_globals(mmengine_checkpoint_globals())  # a set union
 
 
 # Whether allow_mmengine_checkpoints ran: a scoped read ending must not undo it.
 _allowed_for_the_process = False
-
-
-def _add_missing(entries) -> None:
-    """Add to torch's allow-list what it does not hold yet (no duplicates)."""
-    present = torch.serialization.get_safe_globals()
-    torch.serialization.add_safe_globals([e for e in entries if e not in present])
 
 
 @contextlib.contextmanager
@@ -116,7 +110,7 @@ def mmengine_checkpoints_allowed():
         yield
         return
     before = torch.serialization.get_safe_globals()
-    _add_missing(mmengine_checkpoint_globals())
+    torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
     try:
         yield
     finally:
